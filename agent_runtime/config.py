@@ -1,0 +1,44 @@
+"""Settings, read from `AGENT_RUNTIME__*` environment variables and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_DB_URL", "Settings", "get_settings"]
+
+DEFAULT_DB_URL = "sqlite:///data/agent_runtime.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_RUNTIME__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    db_url: str = Field(
+        DEFAULT_DB_URL,
+        description="Database URL: sqlite:///path.db or postgresql://user:pass@host:5432/db.",
+    )
+    auto_migrate: bool = Field(
+        True,
+        description="Apply pending migrations at start-up when the database is SQLite. "
+        "PostgreSQL deployments run `aerich upgrade` as a deploy step instead.",
+    )
+    db_pool_min_size: int = Field(1, ge=0, description="PostgreSQL pool: minimum connections.")
+    db_pool_max_size: int = Field(10, ge=1, description="PostgreSQL pool: maximum connections.")
+    db_connect_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for a PostgreSQL connection."
+    )
+    host: str = Field("127.0.0.1", description="Address `make run` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `make run` binds to.")
+    log_level: str = Field("info", description="uvicorn / service log level.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,53 @@
+"""The Tortoise configuration, built from settings; `TORTOISE_ORM` is what Aerich reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_runtime.config import Settings, get_settings
+from agent_runtime.db.urls import DatabaseURL, parse_db_url
+
+__all__ = ["APP_LABEL", "MIGRATIONS_LOCATION", "TORTOISE_ORM", "database_url", "tortoise_config"]
+
+APP_LABEL = "models"
+MIGRATIONS_LOCATION = "./migrations"
+
+
+def database_url(settings: Settings | None = None, url: str | None = None) -> DatabaseURL:
+    settings = settings or get_settings()
+    return parse_db_url(
+        url or settings.db_url,
+        pool_min_size=settings.db_pool_min_size,
+        pool_max_size=settings.db_pool_max_size,
+        connect_timeout=settings.db_connect_timeout,
+    )
+
+
+def tortoise_config(db: DatabaseURL) -> dict[str, Any]:
+    """Tortoise config for `db`.
+
+    The connection is named after the dialect: Tortoise caches query executors
+    by connection name, so a SQLite and a PostgreSQL connection sharing a name
+    in one process would reuse each other's SQL placeholders.
+    """
+    return {
+        "connections": {db.dialect: db.tortoise_connection()},
+        "apps": {
+            APP_LABEL: {
+                "models": ["models", "aerich.models"],
+                "default_connection": db.dialect,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # `TORTOISE_ORM` is computed on access so that importing this module never
+    # fails on a bad URL; Aerich reads it through `[tool.aerich]` in pyproject.toml.
+    if name == "TORTOISE_ORM":
+        db = database_url()
+        db.ensure_sqlite_folder()
+        return tortoise_config(db)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,49 @@
+"""Domain errors raised by the service API; the HTTP layer maps them in one place."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentRuntimeError",
+    "ConfigurationError",
+    "ConflictError",
+    "InvalidInputError",
+    "NotFoundError",
+    "SchemaOutOfDateError",
+]
+
+
+class AgentRuntimeError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    status_code = 500
+    code = "internal_error"
+
+
+class ConfigurationError(AgentRuntimeError):
+    """The service is misconfigured (bad URL, bad setting); raised at start-up."""
+
+    code = "configuration_error"
+
+
+class SchemaOutOfDateError(AgentRuntimeError):
+    """The database schema is behind the migrations in `migrations/`."""
+
+    status_code = 503
+    code = "schema_out_of_date"
+
+
+class InvalidInputError(AgentRuntimeError, ValueError):
+    """A caller passed a value the service refuses; nothing was changed."""
+
+    status_code = 422
+    code = "invalid_input"
+
+
+class NotFoundError(AgentRuntimeError, LookupError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(AgentRuntimeError):
+    status_code = 409
+    code = "conflict"

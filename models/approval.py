@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class PendingApproval(Model):
+    """A tool call waiting for a human decision.
+
+    `call_id` is unique: a database constraint, not a check-then-insert, keeps
+    a second save of the same call a no-op even when both arrive at once. The
+    legacy `approval_id` column always equalled `call_id` and is not repeated.
+    `session_id` has no foreign key, as in the legacy schema: the agent loop may
+    record an approval before it first saves the session.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    call_id = fields.CharField(max_length=255, unique=True)
+    session_id = fields.CharField(max_length=255)
+    tool_name = fields.CharField(max_length=255)
+    arguments = fields.JSONField()
+    reason = fields.TextField(null=True)
+    created_at = fields.DatetimeField()
+    status = fields.CharEnumField(ApprovalStatus, max_length=50, default=ApprovalStatus.PENDING)
+
+    class Meta:
+        table = "pending_approvals"
+        indexes = (("session_id", "status", "created_at"), ("status", "created_at"))
+
+    def __str__(self) -> str:
+        return f"{self.call_id} ({self.status})"

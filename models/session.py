@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Session(Model):
+    """A conversation. `id` is the caller's session id (legacy variant B)."""
+
+    id = fields.CharField(max_length=255, primary_key=True)
+    title = fields.CharField(max_length=500, null=True)
+    description = fields.TextField(null=True)
+    created_at = fields.DatetimeField()
+    last_activity = fields.DatetimeField(db_index=True)
+    is_active = fields.BooleanField(default=True, db_index=True)
+    deleted_at = fields.DatetimeField(null=True, db_index=True)
+
+    class Meta:
+        table = "sessions"
+
+    def __str__(self) -> str:
+        return self.id
