@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -21,7 +21,7 @@ class AgentContext(Model):
     updated_at = fields.DatetimeField()
     last_switch_at = fields.DatetimeField(null=True)
     switch_count = fields.IntField(default=0)
-    metadata = fields.JSONField(null=True)
+    metadata = fields.JSONField[Any](null=True)
 
     session_id: str
 
@@ -44,7 +44,7 @@ class AgentSwitch(Model):
     to_agent = fields.CharField(max_length=100)
     switched_at = fields.DatetimeField()
     reason = fields.TextField(null=True)
-    metadata = fields.JSONField(null=True)
+    metadata = fields.JSONField[Any](null=True)
 
     context_id: int
 

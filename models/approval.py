@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -27,7 +28,7 @@ class PendingApproval(Model):
     call_id = fields.CharField(max_length=255, unique=True)
     session_id = fields.CharField(max_length=255)
     tool_name = fields.CharField(max_length=255)
-    arguments = fields.JSONField()
+    arguments = fields.JSONField[Any]()
     reason = fields.TextField(null=True)
     created_at = fields.DatetimeField()
     status = fields.CharEnumField(ApprovalStatus, max_length=50, default=ApprovalStatus.PENDING)

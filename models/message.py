@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -30,9 +30,9 @@ class Message(Model):
     timestamp = fields.DatetimeField()
     name = fields.CharField(max_length=255, null=True)
     tool_call_id = fields.CharField(max_length=255, null=True)
-    tool_calls = fields.JSONField(null=True)
+    tool_calls = fields.JSONField[Any](null=True)
     token_count = fields.IntField(null=True)
-    metadata = fields.JSONField(null=True)
+    metadata = fields.JSONField[Any](null=True)
 
     session_id: str
 

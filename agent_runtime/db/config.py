@@ -7,10 +7,9 @@ from typing import Any
 from agent_runtime.config import Settings, get_settings
 from agent_runtime.db.urls import DatabaseURL, parse_db_url
 
-__all__ = ["APP_LABEL", "MIGRATIONS_LOCATION", "TORTOISE_ORM", "database_url", "tortoise_config"]
+__all__ = ["APP_LABEL", "database_url", "tortoise_config"]  # and the lazy TORTOISE_ORM
 
 APP_LABEL = "models"
-MIGRATIONS_LOCATION = "./migrations"
 
 
 def database_url(settings: Settings | None = None, url: str | None = None) -> DatabaseURL:

@@ -70,8 +70,9 @@ class DatabaseURL:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def parse_db_url(url: str, *, pool_min_size: int = 1, pool_max_size: int = 10,
-                 connect_timeout: float = 10.0) -> DatabaseURL:
+def parse_db_url(
+    url: str, *, pool_min_size: int = 1, pool_max_size: int = 10, connect_timeout: float = 10.0
+) -> DatabaseURL:
     """Parse `url`; raise `ConfigurationError` (one line, no password) if unsupported."""
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower()
@@ -109,8 +110,9 @@ def _parse_sqlite(url: str) -> DatabaseURL:
     return DatabaseURL("sqlite", SQLITE_ENGINE, credentials)
 
 
-def _parse_postgres(url: str, pool_min_size: int, pool_max_size: int,
-                    connect_timeout: float) -> DatabaseURL:
+def _parse_postgres(
+    url: str, pool_min_size: int, pool_max_size: int, connect_timeout: float
+) -> DatabaseURL:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     try:

@@ -1,0 +1,1 @@
+"""Service functions: every query of the service lives in this package."""

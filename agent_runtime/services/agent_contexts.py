@@ -1,0 +1,187 @@
+"""Agent contexts: which agent drives a session, and the history of switches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from agent_runtime.errors import InvalidInputError
+from agent_runtime.services._common import (
+    DB,
+    atomic,
+    optional_mapping,
+    require_id,
+    require_positive_int,
+    require_str,
+)
+from agent_runtime.timeutils import as_utc, parse_datetime, utc_now
+from models import AgentContext, AgentSwitch, Session
+
+__all__ = [
+    "delete_agent_context",
+    "get_agent_switch_history",
+    "list_all_contexts",
+    "load_agent_context",
+    "save_agent_context",
+]
+
+logger = logging.getLogger(__name__)
+AGENT_MAX = 100
+
+
+def _new_switch(position: int, raw: Any) -> AgentSwitch:
+    """One legacy history entry `{from, to, reason, timestamp, metadata}` as an unsaved row."""
+    where = f"agent_history[{position}]"
+    if not isinstance(raw, Mapping):
+        raise InvalidInputError(f"{where} must be an object, got {type(raw).__name__}")
+    stamp = raw.get("timestamp")
+    return AgentSwitch(
+        position=position,
+        from_agent=require_str(
+            raw.get("from"), f"{where}.from", max_length=AGENT_MAX, optional=True
+        ),
+        to_agent=require_str(raw.get("to"), f"{where}.to", max_length=AGENT_MAX),
+        switched_at=utc_now() if stamp is None else parse_datetime(stamp, f"{where}.timestamp"),
+        reason=require_str(raw.get("reason"), f"{where}.reason", optional=True),
+        metadata=optional_mapping(raw.get("metadata"), f"{where}.metadata"),
+    )
+
+
+async def save_agent_context(
+    db: DB,
+    session_id: str,
+    current_agent: str,
+    agent_history: list[dict[str, Any]],
+    metadata: dict[str, Any],
+    created_at: datetime,
+    last_switch_at: datetime | None,
+    switch_count: int,
+) -> None:
+    """Create or replace the session's agent context and its switch history.
+
+    Does nothing (logs a warning) when the session does not exist or is deleted,
+    as the legacy service did.
+    """
+    session_id = require_id(session_id)
+    agent = require_str(current_agent, "current_agent", max_length=AGENT_MAX)
+    if not isinstance(agent_history, Sequence) or isinstance(agent_history, str | bytes):
+        raise InvalidInputError("agent_history must be a list of switch objects")
+    switches = [_new_switch(i, raw) for i, raw in enumerate(agent_history)]
+    meta = optional_mapping(metadata, "metadata")
+    created = parse_datetime(created_at, "created_at")
+    last_switch = (
+        None if last_switch_at is None else parse_datetime(last_switch_at, "last_switch_at")
+    )
+    count = require_positive_int(switch_count, "switch_count", allow_zero=True)
+    now = utc_now()
+
+    async with atomic(db) as conn:
+        if not await Session.exists(id=session_id, deleted_at__isnull=True, using_db=conn):
+            logger.warning("save_agent_context: session %r not found; nothing saved", session_id)
+            return
+        values = {
+            "current_agent": agent,
+            "created_at": created,
+            "updated_at": now,
+            "last_switch_at": last_switch,
+            "switch_count": count,
+            "metadata": meta,
+        }
+        await AgentContext.bulk_create(
+            [AgentContext(session_id=session_id, **values)], ignore_conflicts=True, using_db=conn
+        )
+        await AgentContext.filter(session_id=session_id).using_db(conn).update(**values)
+        context_id = cast(
+            int,
+            await AgentContext.filter(session_id=session_id)
+            .using_db(conn)
+            .get()
+            .values_list("id", flat=True),
+        )
+        await AgentSwitch.filter(context_id=context_id).using_db(conn).delete()
+        for switch in switches:
+            switch.context_id = context_id
+        if switches:
+            await AgentSwitch.bulk_create(switches, batch_size=500, using_db=conn)
+
+
+def _history_entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "from": row["from_agent"],
+        "to": row["to_agent"],
+        "reason": row["reason"],
+        "timestamp": as_utc(row["switched_at"]).isoformat(),
+        "metadata": row["metadata"] or {},
+    }
+
+
+async def load_agent_context(db: DB, session_id: str) -> dict[str, Any] | None:
+    context = await (
+        AgentContext.filter(session_id=session_id, session__deleted_at__isnull=True)
+        .using_db(db)
+        .first()
+        .values("id", "current_agent", "metadata", "created_at", "last_switch_at", "switch_count")
+    )
+    if context is None:
+        return None
+    rows = await (
+        AgentSwitch.filter(context_id=context["id"])
+        .using_db(db)
+        .order_by("position")
+        .values("from_agent", "to_agent", "reason", "switched_at", "metadata")
+    )
+    last_switch = context["last_switch_at"]
+    return {
+        "session_id": session_id,
+        "current_agent": context["current_agent"],
+        "agent_history": [_history_entry(r) for r in rows],
+        "metadata": context["metadata"] or {},
+        "created_at": as_utc(context["created_at"]),
+        "last_switch_at": as_utc(last_switch) if last_switch is not None else None,
+        "switch_count": context["switch_count"],
+    }
+
+
+async def delete_agent_context(db: DB, session_id: str) -> bool:
+    deleted = await AgentContext.filter(session_id=session_id).using_db(db).delete()
+    return deleted > 0
+
+
+async def list_all_contexts(db: DB) -> list[str]:
+    """Ids of the (not deleted) sessions that have an agent context."""
+    ids = await (
+        AgentContext.filter(session__deleted_at__isnull=True)
+        .using_db(db)
+        .order_by("session_id")
+        .values_list("session_id", flat=True)
+    )
+    return [str(i) for i in ids]
+
+
+async def get_agent_switch_history(
+    db: DB, session_id: str, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Switches, newest first; ties in time keep the reverse of the saved order."""
+    require_positive_int(limit, "limit")
+    rows = await (
+        AgentSwitch.filter(
+            context__session_id=session_id, context__session__deleted_at__isnull=True
+        )
+        .using_db(db)
+        .order_by("-switched_at", "-position")
+        .limit(limit)
+        .values("id", "from_agent", "to_agent", "switched_at", "reason", "metadata")
+    )
+    return [
+        {
+            "id": str(r["id"]),
+            "from_agent": r["from_agent"],
+            "to_agent": r["to_agent"],
+            "switched_at": as_utc(r["switched_at"]),
+            "reason": r["reason"],
+            "metadata": r["metadata"] or {},
+        }
+        for r in rows
+    ]

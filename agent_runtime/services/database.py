@@ -1,0 +1,136 @@
+"""The service API: async functions mirroring the legacy `DatabaseService`.
+
+Every function takes `db` first: a Tortoise connection, or a transaction on one
+(such as the `DBSession` dependency). `DatabaseService` exposes the same
+functions as methods, so code written against the legacy class moves over by
+changing imports.
+
+Datetimes: every datetime returned is timezone-aware UTC. Inputs may carry any
+offset and are stored as the same instant; naive inputs are taken as UTC (the
+legacy service wrote UTC wall-clock time into naive columns).
+"""
+
+from __future__ import annotations
+
+from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from agent_runtime.config import get_settings
+from agent_runtime.db.config import database_url, tortoise_config
+from agent_runtime.db.migrations import apply_migrations
+from agent_runtime.db.urls import DatabaseURL
+from agent_runtime.services.agent_contexts import (
+    delete_agent_context,
+    get_agent_switch_history,
+    list_all_contexts,
+    load_agent_context,
+    save_agent_context,
+)
+from agent_runtime.services.approvals import (
+    delete_pending_approval,
+    get_pending_approvals,
+    save_pending_approval,
+    update_approval_status,
+)
+from agent_runtime.services.sessions import (
+    cleanup_old_sessions,
+    delete_session,
+    get_messages_paginated,
+    get_session_stats,
+    hard_delete_old_sessions,
+    list_all_sessions,
+    load_session,
+    save_session,
+    update_session_description,
+    update_session_title,
+)
+
+__all__ = [
+    "DatabaseService",
+    "cleanup_old_sessions",
+    "close_db",
+    "delete_agent_context",
+    "delete_pending_approval",
+    "delete_session",
+    "get_agent_switch_history",
+    "get_connection",
+    "get_messages_paginated",
+    "get_pending_approvals",
+    "get_session_stats",
+    "hard_delete_old_sessions",
+    "init_database",
+    "init_db",
+    "list_all_contexts",
+    "list_all_sessions",
+    "load_agent_context",
+    "load_session",
+    "save_agent_context",
+    "save_pending_approval",
+    "save_session",
+    "update_approval_status",
+    "update_session_description",
+    "update_session_title",
+]
+
+
+class DatabaseService:
+    """The legacy class API; each method is the module function of the same name."""
+
+    save_session = staticmethod(save_session)
+    load_session = staticmethod(load_session)
+    delete_session = staticmethod(delete_session)
+    list_all_sessions = staticmethod(list_all_sessions)
+    get_messages_paginated = staticmethod(get_messages_paginated)
+    get_session_stats = staticmethod(get_session_stats)
+    update_session_title = staticmethod(update_session_title)
+    update_session_description = staticmethod(update_session_description)
+    save_agent_context = staticmethod(save_agent_context)
+    load_agent_context = staticmethod(load_agent_context)
+    delete_agent_context = staticmethod(delete_agent_context)
+    list_all_contexts = staticmethod(list_all_contexts)
+    get_agent_switch_history = staticmethod(get_agent_switch_history)
+    cleanup_old_sessions = staticmethod(cleanup_old_sessions)
+    hard_delete_old_sessions = staticmethod(hard_delete_old_sessions)
+    save_pending_approval = staticmethod(save_pending_approval)
+    get_pending_approvals = staticmethod(get_pending_approvals)
+    delete_pending_approval = staticmethod(delete_pending_approval)
+    update_approval_status = staticmethod(update_approval_status)
+
+
+_current: DatabaseURL | None = None
+
+
+async def init_database(url: str | None = None) -> DatabaseURL:
+    """Connect Tortoise to `url` (default: `AGENT_RUNTIME__DB_URL`).
+
+    Accepts the legacy URL forms (`sqlite:///`, `postgresql://`, and their
+    `+aiosqlite` / `+asyncpg` spellings). The connection is visible to every task
+    of the process, as the legacy engine was.
+    """
+    global _current
+    db = database_url(get_settings(), url)
+    db.ensure_sqlite_folder()
+    await Tortoise.init(config=tortoise_config(db), _enable_global_fallback=True)
+    _current = db
+    return db
+
+
+async def init_db() -> list[str]:
+    """Bring the schema up to date with the Aerich migrations (the legacy
+    `create_all`); return the migrations applied. Call `init_database` first."""
+    if _current is None:
+        raise RuntimeError("call init_database() before init_db()")
+    return await apply_migrations(_current)
+
+
+async def close_db() -> None:
+    global _current
+    await Tortoise.close_connections()
+    _current = None
+
+
+def get_connection() -> BaseDBAsyncClient:
+    """The connection `init_database` opened, to pass as `db`."""
+    if _current is None:
+        raise RuntimeError("call init_database() first")
+    return Tortoise.get_connection(_current.dialect)
