@@ -1,0 +1,35 @@
+"""FastAPI dependencies: `DBSession` (one transaction per request) and `DBService`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from agent_runtime.services.database import DatabaseService
+
+__all__ = ["DBService", "DBSession", "get_db", "get_db_service"]
+
+
+async def get_db(request: Request) -> AsyncIterator[BaseDBAsyncClient]:
+    """One transaction per request: committed if the endpoint returns, rolled
+    back if it raises."""
+    connection = Tortoise.get_connection(request.app.state.database.dialect)
+    async with connection._in_transaction() as transaction:
+        yield transaction
+
+
+def get_db_service() -> DatabaseService:
+    return _SERVICE
+
+
+_SERVICE = DatabaseService()
+
+# scope="function": the commit runs when the endpoint returns, *before* the
+# response is sent, so a failed commit can never be answered with a 2xx. (The
+# default "request" scope commits after the response has gone out.)
+DBSession = Annotated[BaseDBAsyncClient, Depends(get_db, scope="function")]
+DBService = Annotated[DatabaseService, Depends(get_db_service)]
