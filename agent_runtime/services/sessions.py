@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from tortoise.expressions import Subquery
 from tortoise.functions import Count, Sum
 
 from agent_runtime.errors import InvalidInputError
@@ -36,6 +35,7 @@ __all__ = [
 ]
 
 TITLE_MAX = 500
+_ID_BATCH = 500  # well under SQLite's and PostgreSQL's bound-parameter limits
 _ROLES = {r.value for r in MessageRole}
 _MESSAGE_FIELDS = ("role", "content", "name", "tool_call_id", "tool_calls")
 
@@ -260,10 +260,12 @@ async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
     days = require_non_negative_number(days_old, "days_old")
     cutoff = utc_now() - timedelta(days=days)
     async with atomic(db) as conn:
-        expired = Session.filter(deleted_at__lt=cutoff).using_db(conn)
-        await (
-            PendingApproval.filter(session_id__in=Subquery(expired.values("id")))
-            .using_db(conn)
-            .delete()
+        # Deleted by id: SQLite's change counter would also count cascaded messages.
+        ids = await Session.filter(deleted_at__lt=cutoff).using_db(conn).values_list(
+            "id", flat=True
         )
-        return await expired.delete()
+        for start in range(0, len(ids), _ID_BATCH):
+            batch = ids[start : start + _ID_BATCH]
+            await PendingApproval.filter(session_id__in=batch).using_db(conn).delete()
+            await Session.filter(id__in=batch).using_db(conn).delete()
+    return len(ids)
