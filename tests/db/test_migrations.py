@@ -1,0 +1,146 @@
+"""Aerich migrations: the same files upgrade and downgrade SQLite and PostgreSQL, and
+produce exactly the schema the models describe."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tortoise import Tortoise
+
+from agent_runtime.db.config import tortoise_config
+from agent_runtime.db.urls import parse_db_url
+from tests.db.schema import describe
+from tests.fixtures.backends import BACKENDS, ROOT, aerich_ok
+
+each_backend = pytest.mark.parametrize("backend_name", BACKENDS)
+
+MODEL_TABLES = {"sessions", "messages", "agent_contexts", "agent_switches", "pending_approvals"}
+
+
+@pytest.fixture
+def empty_url(databases, backend_name, request):
+    if backend_name == "postgres":
+        request.applymarker("postgres")
+    return databases.empty(backend_name)
+
+
+async def schema_of(url: str, *, generate: bool = False) -> dict:
+    database = parse_db_url(url)
+    database.ensure_sqlite_folder()
+    await Tortoise.init(config=tortoise_config(database))
+    try:
+        connection = Tortoise.get_connection(database.dialect)
+        if generate:
+            # Only to build the reference to compare migrations against.
+            await Tortoise.generate_schemas()
+        return await describe(connection)
+    finally:
+        await Tortoise.close_connections()
+
+
+@each_backend
+async def test_upgrade_builds_exactly_the_schema_the_models_describe(
+    databases, backend_name, empty_url
+):
+    reference_url = databases.empty(backend_name)
+
+    out = aerich_ok(empty_url, "upgrade")
+
+    assert "Success upgrading" in out
+    migrated = await schema_of(empty_url)
+    expected = await schema_of(reference_url, generate=True)
+    assert MODEL_TABLES <= set(migrated)
+    assert migrated == expected
+
+
+@each_backend
+async def test_upgraded_database_has_no_pending_migrations(backend_name, empty_url):
+    aerich_ok(empty_url, "upgrade")
+
+    assert "No available heads" in aerich_ok(empty_url, "heads")
+    assert "No upgrade items found" in aerich_ok(empty_url, "upgrade")
+
+
+@pytest.mark.parametrize("backend_name", ["postgres"])
+async def test_postgres_columns_are_timestamptz_and_jsonb(backend_name, empty_url):
+    aerich_ok(empty_url, "upgrade")
+
+    schema = await schema_of(empty_url)
+
+    types = {
+        (table, col[0]): col[2]
+        for table, facts in schema.items()
+        for col in facts["columns"]
+    }
+    for column in [("sessions", "created_at"), ("sessions", "last_activity"),
+                   ("sessions", "deleted_at"), ("messages", "timestamp"),
+                   ("agent_contexts", "created_at"), ("agent_contexts", "last_switch_at"),
+                   ("agent_switches", "switched_at"), ("pending_approvals", "created_at")]:
+        assert types[column] == "timestamptz", column
+    for column in [("messages", "tool_calls"), ("messages", "metadata"),
+                   ("agent_contexts", "metadata"), ("agent_switches", "metadata"),
+                   ("pending_approvals", "arguments")]:
+        assert types[column] == "jsonb", column
+
+
+@each_backend
+async def test_downgrade_undoes_every_migration_and_upgrade_reapplies(backend_name, empty_url):
+    aerich_ok(empty_url, "upgrade")
+    upgraded = await schema_of(empty_url)
+    migrations = sorted(p.name for p in (ROOT / "migrations" / "models").glob("*.py"))
+
+    for _ in migrations:
+        aerich_ok(empty_url, "downgrade", "--yes")
+
+    assert set(await schema_of(empty_url)) == {"aerich"}
+    aerich_ok(empty_url, "upgrade")
+    assert await schema_of(empty_url) == upgraded
+
+
+def test_models_match_the_last_migration_on_both_dialects(tmp_path):
+    shutil.copytree(ROOT / "migrations", tmp_path / "migrations")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_runtime.db.makemigrations", "check",
+         "--location", str(tmp_path / "migrations")],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+
+    assert "No changes detected" in result.stdout
+    assert sorted(os.listdir(tmp_path / "migrations" / "models")) == sorted(
+        p.name for p in (ROOT / "migrations" / "models").glob("*.py")
+    )
+
+
+@each_backend
+async def test_the_next_migration_made_with_the_tool_applies_on_both_backends(
+    backend_name, empty_url, tmp_path
+):
+    project = tmp_path / "project"
+    for part in ("agent_runtime", "models", "migrations"):
+        shutil.copytree(ROOT / part, project / part)
+    shutil.copy(ROOT / "pyproject.toml", project)
+    session_model = project / "models" / "session.py"
+    session_model.write_text(
+        session_model.read_text().replace(
+            "    class Meta:", "    version = fields.IntField(default=0)\n\n    class Meta:", 1
+        )
+    )
+
+    made = subprocess.run(
+        [sys.executable, "-m", "agent_runtime.db.makemigrations", "add_version"],
+        cwd=project, capture_output=True, text=True, check=True,
+    )
+    assert "(sqlite + postgres)" in made.stdout
+
+    aerich_ok(empty_url, "upgrade", cwd=project)
+    columns = [c[0] for c in (await schema_of(empty_url))["sessions"]["columns"]]
+    assert "version" in columns
+    aerich_ok(empty_url, "downgrade", "--yes", cwd=project)
+    columns = [c[0] for c in (await schema_of(empty_url))["sessions"]["columns"]]
+    assert "version" not in columns
