@@ -261,8 +261,8 @@ async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
     cutoff = utc_now() - timedelta(days=days)
     async with atomic(db) as conn:
         # Deleted by id: SQLite's change counter would also count cascaded messages.
-        ids = await Session.filter(deleted_at__lt=cutoff).using_db(conn).values_list(
-            "id", flat=True
+        ids = (
+            await Session.filter(deleted_at__lt=cutoff).using_db(conn).values_list("id", flat=True)
         )
         for start in range(0, len(ids), _ID_BATCH):
             batch = ids[start : start + _ID_BATCH]

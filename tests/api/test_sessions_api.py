@@ -6,9 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 MESSAGES = [
     {"role": "user", "content": "What's the weather?"},
-    {"role": "assistant", "content": None,
-     "tool_calls": [{"id": "c1", "type": "function",
-                     "function": {"name": "weather", "arguments": "{}"}}]},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+        ],
+    },
     {"role": "tool", "tool_call_id": "c1", "name": "weather", "content": "sunny"},
 ]
 

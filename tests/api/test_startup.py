@@ -35,13 +35,12 @@ async def test_sqlite_schema_is_migrated_at_startup(databases, tmp_path):
     assert await pending_migrations(parse_db_url(url)) == []
 
 
-async def test_schema_behind_is_reported_in_one_line_with_the_command_to_run(
-    empty_url, caplog
-):
+async def test_schema_behind_is_reported_in_one_line_with_the_command_to_run(empty_url, caplog):
     app = create_app(Settings(db_url=empty_url, auto_migrate=False))
 
-    with caplog.at_level(logging.ERROR, logger="agent_runtime"), pytest.raises(
-        SchemaOutOfDateError
+    with (
+        caplog.at_level(logging.ERROR, logger="agent_runtime"),
+        pytest.raises(SchemaOutOfDateError),
     ):
         async with LifespanManager(app):
             pass
@@ -72,7 +71,7 @@ async def test_connections_are_closed_at_shutdown(backend):
         assert connection._connection is None
     else:
         assert connection._pool is None
-    with pytest.raises(Exception, match="not initialized|No TortoiseContext|context"):
+    with pytest.raises(Exception, match=r"not initialized|No TortoiseContext|context"):
         Tortoise.get_connection(backend.name)
 
 
@@ -85,8 +84,13 @@ def test_bad_database_url_fails_app_creation_with_one_line():
 def test_serving_with_a_bad_url_exits_with_one_clear_line():
     env = {**os.environ, "AGENT_RUNTIME__DB_URL": "mysql://root:pw@localhost/agents"}
     result = subprocess.run(
-        [sys.executable, "-m", "agent_runtime"], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "agent_runtime"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
     assert result.returncode == 1

@@ -25,8 +25,9 @@ def app(app: FastAPI, backend) -> FastAPI:
 
     @app.post("/probe/deferred-failure/{session_id}")
     async def fail_at_commit(session_id: str, db: DBSession, db_service: DBService):
-        await db_service.save_session(db, session_id, [{"role": "user", "content": "hi"}],
-                                      datetime.now(UTC))
+        await db_service.save_session(
+            db, session_id, [{"role": "user", "content": "hi"}], datetime.now(UTC)
+        )
         # A foreign key checked only at COMMIT: the endpoint itself succeeds.
         await db.execute_query("INSERT INTO commit_probe (session_id) VALUES ('ghost')")
         return {"status": "saved"}

@@ -53,15 +53,21 @@ async def _describe_postgres(connection: BaseDBAsyncClient) -> dict[str, Any]:
     )
     schema: dict[str, Any] = {}
     for c in columns:
-        table = schema.setdefault(c["table_name"], {"columns": [], "indexes": [], "constraints": []})
+        table = schema.setdefault(
+            c["table_name"], {"columns": [], "indexes": [], "constraints": []}
+        )
         table["columns"].append(
-            (c["column_name"], c["data_type"], c["udt_name"], c["is_nullable"],
-             c["character_maximum_length"], c["column_default"])
+            (
+                c["column_name"],
+                c["data_type"],
+                c["udt_name"],
+                c["is_nullable"],
+                c["character_maximum_length"],
+                c["column_default"],
+            )
         )
     for i in indexes:
-        schema[i["tablename"]]["indexes"].append(
-            re.sub(r"INDEX \S+ ON", "INDEX ON", i["indexdef"])
-        )
+        schema[i["tablename"]]["indexes"].append(re.sub(r"INDEX \S+ ON", "INDEX ON", i["indexdef"]))
     for c in constraints:
         schema[c["table_name"]]["constraints"].append((c["kind"], c["definition"]))
     for table in schema.values():

@@ -22,14 +22,26 @@ async def sqlite_db(backend):
 
 async def test_live_connection_has_all_five_pragmas(sqlite_db):
     values = {}
-    for pragma in ("journal_mode", "synchronous", "cache_size", "temp_store", "busy_timeout",
-                   "foreign_keys"):
+    for pragma in (
+        "journal_mode",
+        "synchronous",
+        "cache_size",
+        "temp_store",
+        "busy_timeout",
+        "foreign_keys",
+    ):
         rows = await sqlite_db.execute_query_dict(f"PRAGMA {pragma}")
         values[pragma] = next(iter(rows[0].values()))
 
     # synchronous NORMAL = 1, temp_store MEMORY = 2
-    assert values == {"journal_mode": "wal", "synchronous": 1, "cache_size": -64000,
-                      "temp_store": 2, "busy_timeout": 30000, "foreign_keys": 1}
+    assert values == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "cache_size": -64000,
+        "temp_store": 2,
+        "busy_timeout": 30000,
+        "foreign_keys": 1,
+    }
 
 
 async def test_transactions_take_the_write_lock_at_begin(sqlite_db, backend):

@@ -13,31 +13,73 @@ PG = "tortoise.backends.asyncpg"
 @pytest.mark.parametrize(
     ("url", "dialect", "engine", "expected"),
     [
-        ("sqlite:///data/agent_runtime.db", "sqlite", SQLITE_ENGINE,
-         {"file_path": "data/agent_runtime.db"}),
-        ("sqlite:////var/lib/agent/agent.db", "sqlite", SQLITE_ENGINE,
-         {"file_path": "/var/lib/agent/agent.db"}),
+        (
+            "sqlite:///data/agent_runtime.db",
+            "sqlite",
+            SQLITE_ENGINE,
+            {"file_path": "data/agent_runtime.db"},
+        ),
+        (
+            "sqlite:////var/lib/agent/agent.db",
+            "sqlite",
+            SQLITE_ENGINE,
+            {"file_path": "/var/lib/agent/agent.db"},
+        ),
         ("sqlite+aiosqlite:///data/a.db", "sqlite", SQLITE_ENGINE, {"file_path": "data/a.db"}),
         ("sqlite+aiosqlite:////abs/a.db", "sqlite", SQLITE_ENGINE, {"file_path": "/abs/a.db"}),
         ("sqlite://", "sqlite", SQLITE_ENGINE, {"file_path": ":memory:"}),
         ("sqlite:///:memory:", "sqlite", SQLITE_ENGINE, {"file_path": ":memory:"}),
         ("sqlite://:memory:", "sqlite", SQLITE_ENGINE, {"file_path": ":memory:"}),
         ("sqlite:///my%20data/a.db", "sqlite", SQLITE_ENGINE, {"file_path": "my data/a.db"}),
-        ("postgresql://user:secret@db.example.com:6543/agents", "postgres", PG,
-         {"host": "db.example.com", "port": 6543, "user": "user", "password": "secret",
-          "database": "agents"}),
-        ("postgresql+asyncpg://user:secret@localhost/agents", "postgres", PG,
-         {"host": "localhost", "port": 5432, "user": "user", "password": "secret",
-          "database": "agents"}),
-        ("postgres://u@127.0.0.1/agents", "postgres", PG,
-         {"host": "127.0.0.1", "port": 5432, "user": "u", "database": "agents"}),
+        (
+            "postgresql://user:secret@db.example.com:6543/agents",
+            "postgres",
+            PG,
+            {
+                "host": "db.example.com",
+                "port": 6543,
+                "user": "user",
+                "password": "secret",
+                "database": "agents",
+            },
+        ),
+        (
+            "postgresql+asyncpg://user:secret@localhost/agents",
+            "postgres",
+            PG,
+            {
+                "host": "localhost",
+                "port": 5432,
+                "user": "user",
+                "password": "secret",
+                "database": "agents",
+            },
+        ),
+        (
+            "postgres://u@127.0.0.1/agents",
+            "postgres",
+            PG,
+            {"host": "127.0.0.1", "port": 5432, "user": "u", "database": "agents"},
+        ),
         # URL-escaped password characters survive: p@ss:w/rd%#?
-        ("postgresql://u:p%40ss%3Aw%2Frd%25%23%3F@h/db", "postgres", PG,
-         {"host": "h", "user": "u", "password": "p@ss:w/rd%#?", "database": "db"}),
-        ("postgresql://u@/agents?host=/var/run/postgresql", "postgres", PG,
-         {"host": "/var/run/postgresql", "database": "agents"}),
-        ("postgresql://u@h/agents?sslmode=require", "postgres", PG,
-         {"host": "h", "database": "agents", "ssl": "require"}),
+        (
+            "postgresql://u:p%40ss%3Aw%2Frd%25%23%3F@h/db",
+            "postgres",
+            PG,
+            {"host": "h", "user": "u", "password": "p@ss:w/rd%#?", "database": "db"},
+        ),
+        (
+            "postgresql://u@/agents?host=/var/run/postgresql",
+            "postgres",
+            PG,
+            {"host": "/var/run/postgresql", "database": "agents"},
+        ),
+        (
+            "postgresql://u@h/agents?sslmode=require",
+            "postgres",
+            PG,
+            {"host": "h", "database": "agents", "ssl": "require"},
+        ),
         ("POSTGRESQL://u@h/agents", "postgres", PG, {"host": "h", "database": "agents"}),
     ],
 )
@@ -90,8 +132,13 @@ def test_unsupported_schemes_fail_with_one_line_naming_the_supported_ones(url):
     message = str(info.value)
     assert "\n" not in message
     assert "unsupported database URL scheme" in message
-    for scheme in ("sqlite://", "sqlite+aiosqlite://", "postgresql://",
-                   "postgresql+asyncpg://", "postgres://"):
+    for scheme in (
+        "sqlite://",
+        "sqlite+aiosqlite://",
+        "postgresql://",
+        "postgresql+asyncpg://",
+        "postgres://",
+    ):
         assert scheme in message
     assert "p@h" not in message  # no credentials echoed
 

@@ -12,12 +12,27 @@ from agent_runtime.services import database as svc
 T0 = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 
 HISTORY = [
-    {"from": None, "to": "triage", "reason": "start", "timestamp": "2026-01-02T12:00:00+00:00",
-     "metadata": {}},
-    {"from": "triage", "to": "billing", "reason": "invoice question",
-     "timestamp": "2026-01-02T15:05:00+03:00", "metadata": {"confidence": 0.9}},
-    {"from": "billing", "to": "triage", "reason": None,
-     "timestamp": "2026-01-02T12:10:00Z", "metadata": {}},
+    {
+        "from": None,
+        "to": "triage",
+        "reason": "start",
+        "timestamp": "2026-01-02T12:00:00+00:00",
+        "metadata": {},
+    },
+    {
+        "from": "triage",
+        "to": "billing",
+        "reason": "invoice question",
+        "timestamp": "2026-01-02T15:05:00+03:00",
+        "metadata": {"confidence": 0.9},
+    },
+    {
+        "from": "billing",
+        "to": "triage",
+        "reason": None,
+        "timestamp": "2026-01-02T12:10:00Z",
+        "metadata": {},
+    },
 ]
 
 
@@ -58,8 +73,9 @@ async def test_saved_context_loads_back_with_history_in_saved_order(db):
 async def test_saving_again_replaces_the_history(db):
     await svc.save_session(db, "s1", [], T0)
     await save_context(db)
-    await save_context(db, history=HISTORY[:1], current_agent="billing", switch_count=1,
-                       last_switch_at=None)
+    await save_context(
+        db, history=HISTORY[:1], current_agent="billing", switch_count=1, last_switch_at=None
+    )
 
     context = await svc.load_agent_context(db, "s1")
 
@@ -97,7 +113,9 @@ async def test_switch_history_is_newest_first_and_limited(db):
     limited = await svc.get_agent_switch_history(db, "s1", limit=2)
 
     assert [(h["from_agent"], h["to_agent"]) for h in history] == [
-        ("billing", "triage"), ("triage", "billing"), (None, "triage")
+        ("billing", "triage"),
+        ("triage", "billing"),
+        (None, "triage"),
     ]
     assert history[1]["switched_at"] == T0 + timedelta(minutes=5)
     assert history[1]["switched_at"].utcoffset() == timedelta(0)

@@ -14,8 +14,9 @@ from models import PendingApproval
 
 
 async def test_pending_approvals_are_listed_oldest_first(db):
-    await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {"path": "/tmp/a"},
-                                    "destructive")
+    await svc.save_pending_approval(
+        db, "s1", "call_1", "delete_file", {"path": "/tmp/a"}, "destructive"
+    )
     await svc.save_pending_approval(db, "s1", "call_2", "send_mail", {"to": "x@example.com"})
     await svc.save_pending_approval(db, "s2", "call_3", "send_mail", {})
 

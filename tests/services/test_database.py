@@ -20,8 +20,15 @@ LEGACY_API = {
     "get_session_stats": ["session_id"],
     "update_session_title": ["session_id", "title"],
     "update_session_description": ["session_id", "description"],
-    "save_agent_context": ["session_id", "current_agent", "agent_history", "metadata",
-                           "created_at", "last_switch_at", "switch_count"],
+    "save_agent_context": [
+        "session_id",
+        "current_agent",
+        "agent_history",
+        "metadata",
+        "created_at",
+        "last_switch_at",
+        "switch_count",
+    ],
     "load_agent_context": ["session_id"],
     "delete_agent_context": ["session_id"],
     "list_all_contexts": [],
@@ -57,13 +64,10 @@ def test_every_legacy_method_exists_with_the_same_arguments(name):
 async def test_class_methods_work_like_the_legacy_service(db):
     service = DatabaseService()
 
-    await service.save_session(db, "s1", [{"role": "user", "content": "hi"}],
-                               datetime.now(UTC))
+    await service.save_session(db, "s1", [{"role": "user", "content": "hi"}], datetime.now(UTC))
     await service.save_pending_approval(db, "s1", "call_1", "tool", {"a": 1})
 
-    assert (await service.load_session(db, "s1"))["messages"] == [
-        {"role": "user", "content": "hi"}
-    ]
+    assert (await service.load_session(db, "s1"))["messages"] == [{"role": "user", "content": "hi"}]
     assert [a["call_id"] for a in await service.get_pending_approvals(db, "s1")] == ["call_1"]
 
 

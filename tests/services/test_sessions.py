@@ -20,8 +20,11 @@ CONVERSATION = [
         "role": "assistant",
         "content": None,
         "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "weather", "arguments": '{"city": "Paris"}'},
+            }
         ],
     },
     {"role": "tool", "tool_call_id": "call_1", "name": "weather", "content": "18C"},
@@ -180,8 +183,9 @@ async def test_saving_a_soft_deleted_session_brings_it_back(db):
 
 async def test_hard_delete_removes_session_messages_context_and_approvals(db):
     await svc.save_session(db, "s1", CONVERSATION, T0)
-    await svc.save_agent_context(db, "s1", "planner", [{"from": None, "to": "planner"}], {},
-                                 T0, T0, 1)
+    await svc.save_agent_context(
+        db, "s1", "planner", [{"from": None, "to": "planner"}], {}, T0, T0, 1
+    )
     await svc.save_pending_approval(db, "s1", "call_1", "weather", {"city": "Paris"})
 
     assert await svc.delete_session(db, "s1", soft=False) is True
@@ -209,7 +213,10 @@ async def test_messages_are_paginated_in_order_with_one_indexed_pages(db):
     pages = [await svc.get_messages_paginated(db, "s1", p, 3) for p in (1, 2, 3, 4)]
 
     assert [[m["content"] for m in page] for page in pages] == [
-        ["m0", "m1", "m2"], ["m3", "m4", "m5"], ["m6"], []
+        ["m0", "m1", "m2"],
+        ["m3", "m4", "m5"],
+        ["m6"],
+        [],
     ]
     assert await svc.get_messages_paginated(db, "s1") == messages
 
@@ -222,10 +229,13 @@ async def test_invalid_pagination_is_rejected(db, page, size):
 
 async def test_session_stats_count_messages_and_tokens(db):
     messages = [
-        {"role": "user", "content": "a", "token_count": 5,
-         "timestamp": T0 - timedelta(minutes=2)},
-        {"role": "assistant", "content": "b", "token_count": 7,
-         "timestamp": T0 - timedelta(minutes=1)},
+        {"role": "user", "content": "a", "token_count": 5, "timestamp": T0 - timedelta(minutes=2)},
+        {
+            "role": "assistant",
+            "content": "b",
+            "token_count": 7,
+            "timestamp": T0 - timedelta(minutes=1),
+        },
         {"role": "user", "content": "c"},
     ]
     await svc.save_session(db, "s1", messages, T0)

@@ -1,0 +1,44 @@
+# Two commands do everything:  `make run` (serve on 127.0.0.1:8000)  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install run migrate migration test lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## Apply migrations to AGENT_RUNTIME__DB_URL (default sqlite:///data/agent_runtime.db), then serve.
+run: install migrate
+	$(PY) -m agent_runtime
+
+## Apply pending Aerich migrations to AGENT_RUNTIME__DB_URL.
+migrate: install
+	$(VENV)/bin/aerich upgrade
+
+## Generate the next migration for SQLite and PostgreSQL: make migration name=add_something
+migration: install
+	@test -n "$(name)" || (echo "usage: make migration name=<migration_name>" && exit 2)
+	$(PY) -m agent_runtime.db.makemigrations $(name)
+
+## The whole test suite (PostgreSQL tests are skipped, with the reason, if no server is reachable).
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
