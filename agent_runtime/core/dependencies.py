@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from agent_runtime.services.database import DatabaseService
 
@@ -17,8 +17,7 @@ __all__ = ["DBService", "DBSession", "get_db", "get_db_service"]
 async def get_db(request: Request) -> AsyncIterator[BaseDBAsyncClient]:
     """One transaction per request: committed if the endpoint returns, rolled
     back if it raises."""
-    connection = Tortoise.get_connection(request.app.state.database.dialect)
-    async with connection._in_transaction() as transaction:
+    async with in_transaction(request.app.state.database.dialect) as transaction:
         yield transaction
 
 

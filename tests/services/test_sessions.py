@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from tortoise import Tortoise
 
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.services import database as svc
@@ -315,3 +317,20 @@ async def test_retention_rejects_invalid_ages(db, bad):
 async def test_invalid_session_ids_are_rejected_on_save(db, bad):
     with pytest.raises(InvalidInputError):
         await svc.save_session(db, bad, [], T0)
+
+
+async def test_concurrent_saves_of_one_new_session_leave_one_complete_version(db, backend):
+    connection = Tortoise.get_connection(backend.name)
+    versions = [
+        [{"role": "user", "content": f"v{v}-m{i}"} for i in range(v + 1)] for v in range(12)
+    ]
+
+    async def save(messages):
+        async with connection._in_transaction() as tx:
+            await svc.save_session(tx, "shared", messages, T0)
+
+    results = await asyncio.gather(*(save(m) for m in versions), return_exceptions=True)
+
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert (await svc.load_session(db, "shared"))["messages"] in versions
+    assert await svc.list_all_sessions(db) == ["shared"]
