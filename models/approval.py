@@ -32,6 +32,8 @@ class PendingApproval(Model):
     reason = fields.TextField(null=True)
     created_at = fields.DatetimeField()
     status = fields.CharEnumField(ApprovalStatus, max_length=50, default=ApprovalStatus.PENDING)
+    decided_at = fields.DatetimeField(null=True)
+    decided_by = fields.CharField(max_length=255, null=True)
 
     class Meta:
         table = "pending_approvals"

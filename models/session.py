@@ -14,6 +14,8 @@ class Session(Model):
     last_activity = fields.DatetimeField(db_index=True)
     is_active = fields.BooleanField(default=True, db_index=True)
     deleted_at = fields.DatetimeField(null=True, db_index=True)
+    # Incremented by every write to the session; served as its ETag.
+    version = fields.IntField(default=1)
 
     class Meta:
         table = "sessions"

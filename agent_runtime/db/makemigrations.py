@@ -108,6 +108,14 @@ def _generate(dialect: str, location: Path, name: str) -> Path | None:
     return new.pop() if new else None
 
 
+def _tidy(sql: str) -> str:
+    # Aerich indents every statement after the first; keep table bodies' own indentation.
+    return "\n".join(
+        line.strip() if line.lstrip().startswith(("ALTER ", "CREATE ", "DROP ")) else line
+        for line in sql.strip().splitlines()
+    )
+
+
 def _drop_tables_sql(upgrade_sql: str) -> str:
     """Downgrade of an initial migration: drop what it created, newest first.
 
@@ -126,8 +134,8 @@ def merge(files: dict[str, Path]) -> tuple[str, str]:
         raise SystemExit("Aerich produced different model states per dialect; not merging")
     sql: dict[str, dict[str, str]] = {}
     for dialect, module in modules.items():
-        upgrade = asyncio.run(module.upgrade(None)).strip()
-        downgrade = asyncio.run(module.downgrade(None)).strip()
+        upgrade = _tidy(asyncio.run(module.upgrade(None)))
+        downgrade = _tidy(asyncio.run(module.downgrade(None)))
         if not downgrade and files[dialect].name.startswith("0_"):
             downgrade = _drop_tables_sql(upgrade)
         sql[dialect] = {"upgrade": upgrade, "downgrade": downgrade}

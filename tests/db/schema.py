@@ -28,7 +28,7 @@ async def _describe_sqlite(connection: BaseDBAsyncClient) -> dict[str, Any]:
         fks = await connection.execute_query_dict(f'PRAGMA foreign_key_list("{name}")')
         schema[name] = {
             "columns": sorted(
-                (c["name"], c["type"], bool(c["notnull"]), c["dflt_value"], c["pk"])
+                (c["name"], c["type"], bool(c["notnull"]), c["pk"], c["dflt_value"])
                 for c in columns
             ),
             "indexes": sorted(indexes),

@@ -19,6 +19,25 @@ from tests.fixtures.backends import BACKENDS, ROOT, aerich_ok
 each_backend = pytest.mark.parametrize("backend_name", BACKENDS)
 
 MODEL_TABLES = {"sessions", "messages", "agent_contexts", "agent_switches", "pending_approvals"}
+# NOT NULL columns added by a later migration need a database default for existing
+# rows; Tortoise's schema generation keeps such defaults in Python only.
+ADDED_WITH_DEFAULT = {("sessions", "version")}
+
+
+def without_added_defaults(migrated: dict, expected: dict) -> dict:
+    """`migrated` with the defaults of ADDED_WITH_DEFAULT columns set as in `expected`."""
+    result = {}
+    for table, facts in migrated.items():
+        reference = {c[0]: c for c in expected.get(table, {}).get("columns", [])}
+        columns = []
+        for column in facts["columns"]:
+            ref = reference.get(column[0])
+            if (table, column[0]) in ADDED_WITH_DEFAULT and ref is not None:
+                assert column[-1] is not None and ref[-1] is None
+                column = (*column[:-1], None)
+            columns.append(column)
+        result[table] = {**facts, "columns": columns}
+    return result
 
 
 @pytest.fixture
@@ -54,7 +73,7 @@ async def test_upgrade_builds_exactly_the_schema_the_models_describe(
     migrated = await schema_of(empty_url)
     expected = await schema_of(reference_url, generate=True)
     assert set(migrated) >= MODEL_TABLES
-    assert migrated == expected
+    assert without_added_defaults(migrated, expected) == expected
 
 
 @each_backend
@@ -142,12 +161,12 @@ async def test_the_next_migration_made_with_the_tool_applies_on_both_backends(
     session_model = project / "models" / "session.py"
     session_model.write_text(
         session_model.read_text().replace(
-            "    class Meta:", "    version = fields.IntField(default=0)\n\n    class Meta:", 1
+            "    class Meta:", "    probe = fields.IntField(null=True)\n\n    class Meta:", 1
         )
     )
 
     made = subprocess.run(
-        [sys.executable, "-m", "agent_runtime.db.makemigrations", "add_version"],
+        [sys.executable, "-m", "agent_runtime.db.makemigrations", "add_probe"],
         cwd=project,
         capture_output=True,
         text=True,
@@ -157,7 +176,7 @@ async def test_the_next_migration_made_with_the_tool_applies_on_both_backends(
 
     aerich_ok(empty_url, "upgrade", cwd=project)
     columns = [c[0] for c in (await schema_of(empty_url))["sessions"]["columns"]]
-    assert "version" in columns
+    assert "probe" in columns
     aerich_ok(empty_url, "downgrade", "--yes", cwd=project)
     columns = [c[0] for c in (await schema_of(empty_url))["sessions"]["columns"]]
-    assert "version" not in columns
+    assert "probe" not in columns
