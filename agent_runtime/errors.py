@@ -8,6 +8,7 @@ __all__ = [
     "ConflictError",
     "InvalidInputError",
     "NotFoundError",
+    "PreconditionFailedError",
     "SchemaOutOfDateError",
 ]
 
@@ -47,3 +48,10 @@ class NotFoundError(AgentRuntimeError, LookupError):
 class ConflictError(AgentRuntimeError):
     status_code = 409
     code = "conflict"
+
+
+class PreconditionFailedError(AgentRuntimeError):
+    """An `If-Match` version did not match the stored one; nothing was changed."""
+
+    status_code = 412
+    code = "precondition_failed"

@@ -12,6 +12,16 @@ from agent_runtime.errors import InvalidInputError
 DB = BaseDBAsyncClient  # a Tortoise connection or a transaction on it
 
 
+class Unset:
+    """Marks an argument the caller did not pass (None is a value: "clear it")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = Unset()
+
+
 def atomic(db: BaseDBAsyncClient) -> TransactionContext:
     """A transaction on `db`, or a savepoint when `db` already is a transaction.
 

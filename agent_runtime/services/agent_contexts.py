@@ -24,6 +24,7 @@ __all__ = [
     "get_agent_switch_history",
     "list_all_contexts",
     "load_agent_context",
+    "put_agent_context",
     "save_agent_context",
 ]
 
@@ -64,6 +65,29 @@ async def save_agent_context(
     Does nothing (logs a warning) when the session does not exist or is deleted,
     as the legacy service did.
     """
+    await put_agent_context(
+        db,
+        session_id,
+        current_agent,
+        agent_history,
+        metadata,
+        created_at,
+        last_switch_at,
+        switch_count,
+    )
+
+
+async def put_agent_context(
+    db: DB,
+    session_id: str,
+    current_agent: str,
+    agent_history: list[dict[str, Any]],
+    metadata: dict[str, Any] | None,
+    created_at: datetime,
+    last_switch_at: datetime | None,
+    switch_count: int,
+) -> bool:
+    """`save_agent_context` that tells whether the session existed (and so was saved)."""
     session_id = require_id(session_id)
     agent = require_str(current_agent, "current_agent", max_length=AGENT_MAX)
     if not isinstance(agent_history, Sequence) or isinstance(agent_history, str | bytes):
@@ -80,7 +104,7 @@ async def save_agent_context(
     async with atomic(db) as conn:
         if not await Session.exists(id=session_id, deleted_at__isnull=True, using_db=conn):
             logger.warning("save_agent_context: session %r not found; nothing saved", session_id)
-            return
+            return False
         values = {
             "current_agent": agent,
             "created_at": created,
@@ -105,6 +129,7 @@ async def save_agent_context(
             switch.context_id = context_id
         if switches:
             await AgentSwitch.bulk_create(switches, batch_size=500, using_db=conn)
+    return True
 
 
 def _history_entry(row: Mapping[str, Any]) -> dict[str, Any]:

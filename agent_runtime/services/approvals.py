@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from agent_runtime.errors import InvalidInputError
-from agent_runtime.services._common import DB, optional_mapping, require_id, require_str
+from tortoise.expressions import Q
+
+from agent_runtime.errors import ConflictError, InvalidInputError, NotFoundError
+from agent_runtime.services._common import (
+    DB,
+    optional_mapping,
+    require_id,
+    require_positive_int,
+    require_str,
+)
 from agent_runtime.timeutils import as_utc, utc_now
 from models import ApprovalStatus, PendingApproval
 
 __all__ = [
     "DECISION_STATUSES",
+    "ApprovalPage",
+    "create_approval",
+    "decide_approval",
     "delete_pending_approval",
+    "get_approval",
     "get_pending_approvals",
+    "list_approvals",
     "save_pending_approval",
     "update_approval_status",
 ]
@@ -20,6 +35,41 @@ __all__ = [
 DECISION_STATUSES = frozenset(
     {ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.CANCELLED}
 )
+_FIELDS = (
+    "id",
+    "call_id",
+    "session_id",
+    "tool_name",
+    "arguments",
+    "reason",
+    "created_at",
+    "status",
+    "decided_at",
+    "decided_by",
+)
+
+
+def _new_approval(
+    session_id: str, call_id: str, tool_name: str, arguments: Any, reason: str | None
+) -> PendingApproval:
+    args = optional_mapping(arguments, "arguments")
+    return PendingApproval(
+        session_id=require_id(session_id),
+        call_id=require_id(call_id, "call_id"),
+        tool_name=require_str(tool_name, "tool_name", max_length=255),
+        arguments=args if args is not None else {},
+        reason=require_str(reason, "reason", optional=True),
+        created_at=utc_now(),
+        status=ApprovalStatus.PENDING,
+    )
+
+
+def _read(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row[k] for k in _FIELDS if k != "id"}
+    out["status"] = str(row["status"])
+    out["created_at"] = as_utc(row["created_at"])
+    out["decided_at"] = as_utc(row["decided_at"]) if row["decided_at"] else None
+    return out
 
 
 async def save_pending_approval(
@@ -32,22 +82,40 @@ async def save_pending_approval(
 ) -> None:
     """Record a pending approval. A second save of the same `call_id` is a no-op,
     enforced by the unique constraint, so two concurrent saves cannot both insert."""
-    args = optional_mapping(arguments, "arguments")
-    await PendingApproval.bulk_create(
-        [
-            PendingApproval(
-                session_id=require_id(session_id),
-                call_id=require_id(call_id, "call_id"),
-                tool_name=require_str(tool_name, "tool_name", max_length=255),
-                arguments=args if args is not None else {},
-                reason=require_str(reason, "reason", optional=True),
-                created_at=utc_now(),
-                status=ApprovalStatus.PENDING,
-            )
-        ],
-        ignore_conflicts=True,
-        using_db=db,
+    approval = _new_approval(session_id, call_id, tool_name, arguments, reason)
+    await PendingApproval.bulk_create([approval], ignore_conflicts=True, using_db=db)
+
+
+async def create_approval(
+    db: DB,
+    session_id: str,
+    call_id: str,
+    tool_name: str,
+    arguments: dict[str, Any],
+    reason: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Idempotent create: (stored approval, created?). Re-sending the same approval
+    returns it unchanged; a different one under an existing `call_id` raises
+    `ConflictError`."""
+    approval = _new_approval(session_id, call_id, tool_name, arguments, reason)
+    await PendingApproval.bulk_create([approval], ignore_conflicts=True, using_db=db)
+    stored = await get_approval(db, approval.call_id)
+    assert stored is not None
+    same = (stored["session_id"], stored["tool_name"], stored["arguments"], stored["reason"]) == (
+        approval.session_id,
+        approval.tool_name,
+        approval.arguments,
+        approval.reason,
     )
+    if not same:
+        raise ConflictError(f"approval {approval.call_id!r} already exists with other content")
+    # Only the insert that won carries this call's own creation instant.
+    return stored, stored["created_at"] == as_utc(approval.created_at)
+
+
+async def get_approval(db: DB, call_id: str) -> dict[str, Any] | None:
+    row = await PendingApproval.filter(call_id=call_id).using_db(db).first().values(*_FIELDS)
+    return _read(row) if row else None
 
 
 async def get_pending_approvals(db: DB, session_id: str) -> list[dict[str, Any]]:
@@ -63,20 +131,83 @@ async def get_pending_approvals(db: DB, session_id: str) -> list[dict[str, Any]]
     return rows
 
 
+@dataclass(frozen=True)
+class ApprovalPage:
+    items: list[dict[str, Any]]
+    next_key: tuple[datetime, int] | None  # (created_at, id) of the last item
+
+
+async def list_approvals(
+    db: DB,
+    *,
+    limit: int,
+    status: str | None = None,
+    session_id: str | None = None,
+    after: tuple[datetime, int] | None = None,
+) -> ApprovalPage:
+    """Approvals across sessions, oldest first, optionally by status and session."""
+    require_positive_int(limit, "limit")
+    query = PendingApproval.all().using_db(db)
+    if status is not None:
+        if status not in set(ApprovalStatus):
+            raise InvalidInputError(f"unknown approval status {status!r}")
+        query = query.filter(status=ApprovalStatus(status))
+    if session_id is not None:
+        query = query.filter(session_id=session_id)
+    if after is not None:
+        created, last_id = as_utc(after[0]), after[1]
+        query = query.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=last_id))
+    rows = await query.order_by("created_at", "id").limit(limit + 1).values(*_FIELDS)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_key = (as_utc(rows[-1]["created_at"]), rows[-1]["id"]) if more else None
+    return ApprovalPage([_read(r) for r in rows], next_key)
+
+
 async def delete_pending_approval(db: DB, call_id: str) -> bool:
     deleted = await PendingApproval.filter(call_id=call_id).using_db(db).delete()
     return deleted > 0
 
 
-async def update_approval_status(db: DB, call_id: str, status: str) -> bool:
-    """Set the status to approved, rejected or cancelled; anything else raises
-    `InvalidInputError` and changes nothing. False if the call is unknown."""
+def _decision(status: Any) -> ApprovalStatus:
     if status not in DECISION_STATUSES:
         allowed = ", ".join(sorted(DECISION_STATUSES))
         raise InvalidInputError(f"status must be one of {allowed}, got {status!r}")
+    return ApprovalStatus(status)
+
+
+async def update_approval_status(db: DB, call_id: str, status: str) -> bool:
+    """Set the status to approved, rejected or cancelled (last write wins, as in the
+    legacy service); anything else raises `InvalidInputError` and changes nothing.
+    False if the call is unknown."""
+    decision = _decision(status)
     updated = (
         await PendingApproval.filter(call_id=call_id)
         .using_db(db)
-        .update(status=ApprovalStatus(status))
+        .update(status=decision, decided_at=utc_now())
     )
     return updated > 0
+
+
+async def decide_approval(
+    db: DB, call_id: str, status: str, *, decided_by: str | None = None
+) -> dict[str, Any]:
+    """Decide a pending approval, as a compare-and-set from `pending`.
+
+    Repeating the decision already taken returns the approval unchanged; a
+    different decision raises `ConflictError` and changes nothing; an unknown
+    call raises `NotFoundError`.
+    """
+    decision = _decision(status)
+    by = require_str(decided_by, "decided_by", max_length=255, optional=True)
+    updated = (
+        await PendingApproval.filter(call_id=call_id, status=ApprovalStatus.PENDING)
+        .using_db(db)
+        .update(status=decision, decided_at=utc_now(), decided_by=by)
+    )
+    stored = await get_approval(db, call_id)
+    if stored is None:
+        raise NotFoundError(f"approval {call_id!r} not found")
+    if not updated and stored["status"] != decision:
+        raise ConflictError(f"approval {call_id!r} is already {stored['status']}")
+    return stored

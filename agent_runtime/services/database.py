@@ -24,28 +24,36 @@ from agent_runtime.services.agent_contexts import (
     get_agent_switch_history,
     list_all_contexts,
     load_agent_context,
+    put_agent_context,
     save_agent_context,
 )
 from agent_runtime.services.approvals import (
+    create_approval,
+    decide_approval,
     delete_pending_approval,
+    get_approval,
     get_pending_approvals,
+    list_approvals,
     save_pending_approval,
     update_approval_status,
 )
+from agent_runtime.services.messages import get_messages_paginated, list_messages
+from agent_runtime.services.retention import cleanup_old_sessions, hard_delete_old_sessions
 from agent_runtime.services.sessions import (
-    cleanup_old_sessions,
     delete_session,
-    get_messages_paginated,
+    get_session,
     get_session_stats,
-    hard_delete_old_sessions,
+    get_session_version,
     list_all_sessions,
+    list_sessions,
     load_session,
     save_session,
+    update_session,
     update_session_description,
     update_session_title,
 )
 
-__all__ = [
+__all__ = [  # the legacy module API
     "DatabaseService",
     "cleanup_old_sessions",
     "close_db",
@@ -74,7 +82,10 @@ __all__ = [
 
 
 class DatabaseService:
-    """The legacy class API; each method is the module function of the same name."""
+    """The legacy class API; each method is the module function of the same name.
+
+    The methods after the legacy ones serve the REST API (pages, versions, decisions).
+    """
 
     save_session = staticmethod(save_session)
     load_session = staticmethod(load_session)
@@ -95,6 +106,17 @@ class DatabaseService:
     get_pending_approvals = staticmethod(get_pending_approvals)
     delete_pending_approval = staticmethod(delete_pending_approval)
     update_approval_status = staticmethod(update_approval_status)
+    # Beyond the legacy API:
+    get_session = staticmethod(get_session)
+    get_session_version = staticmethod(get_session_version)
+    list_sessions = staticmethod(list_sessions)
+    list_messages = staticmethod(list_messages)
+    update_session = staticmethod(update_session)
+    put_agent_context = staticmethod(put_agent_context)
+    create_approval = staticmethod(create_approval)
+    get_approval = staticmethod(get_approval)
+    list_approvals = staticmethod(list_approvals)
+    decide_approval = staticmethod(decide_approval)
 
 
 _current: DatabaseURL | None = None

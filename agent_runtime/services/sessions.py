@@ -1,83 +1,59 @@
-"""Sessions and their messages."""
+"""Sessions: save, load, delete, list, describe.
+
+Every write to a session increments its `version`; callers may pass
+`if_version` (the HTTP `If-Match`) to make a write conditional: it then changes
+nothing and raises `PreconditionFailedError` unless the stored version matches.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
+from tortoise.expressions import F, Q
 from tortoise.functions import Count, Sum
 
-from agent_runtime.errors import InvalidInputError
+from agent_runtime.errors import InvalidInputError, PreconditionFailedError
 from agent_runtime.services._common import (
     DB,
+    UNSET,
+    Unset,
     atomic,
-    optional_mapping,
     require_id,
-    require_non_negative_number,
     require_positive_int,
     require_str,
 )
+from agent_runtime.services.messages import new_message, session_messages
 from agent_runtime.timeutils import as_utc, parse_datetime, utc_now
 from models import Message, MessageRole, PendingApproval, Session
 
 __all__ = [
-    "cleanup_old_sessions",
+    "SessionPage",
     "delete_session",
-    "get_messages_paginated",
+    "get_session",
     "get_session_stats",
-    "hard_delete_old_sessions",
+    "get_session_version",
     "list_all_sessions",
+    "list_sessions",
     "load_session",
     "save_session",
+    "update_session",
     "update_session_description",
     "update_session_title",
 ]
 
 TITLE_MAX = 500
-_ID_BATCH = 500  # well under SQLite's and PostgreSQL's bound-parameter limits
-_ROLES = {r.value for r in MessageRole}
-_MESSAGE_FIELDS = ("role", "content", "name", "tool_call_id", "tool_calls")
-
-
-def _new_message(session_id: str, position: int, raw: Any, now: datetime) -> Message:
-    """Validate one caller message (legacy dict shape) into an unsaved `Message`."""
-    where = f"messages[{position}]"
-    if not isinstance(raw, Mapping):
-        raise InvalidInputError(f"{where} must be an object, got {type(raw).__name__}")
-    role = raw.get("role")
-    if role not in _ROLES:
-        raise InvalidInputError(f"{where}.role must be one of {sorted(_ROLES)}, got {role!r}")
-    tool_calls = raw.get("tool_calls")
-    if tool_calls is not None and not isinstance(tool_calls, list):
-        raise InvalidInputError(f"{where}.tool_calls must be a list")
-    token_count = raw.get("token_count")
-    if token_count is not None:
-        require_positive_int(token_count, f"{where}.token_count", allow_zero=True)
-    stamp = raw.get("timestamp")
-    return Message(
-        session_id=session_id,
-        position=position,
-        role=MessageRole(role),
-        content=require_str(raw.get("content"), f"{where}.content", optional=True),
-        timestamp=now if stamp is None else parse_datetime(stamp, f"{where}.timestamp"),
-        name=require_str(raw.get("name"), f"{where}.name", max_length=255, optional=True),
-        tool_call_id=require_str(
-            raw.get("tool_call_id"), f"{where}.tool_call_id", max_length=255, optional=True
-        ),
-        tool_calls=tool_calls,
-        token_count=token_count,
-        metadata=optional_mapping(raw.get("metadata"), f"{where}.metadata"),
-    )
-
-
-def _message_dict(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The legacy message shape: role and content, other keys only when set."""
-    out: dict[str, Any] = {"role": str(row["role"]), "content": row["content"]}
-    for key in ("name", "tool_call_id", "tool_calls"):
-        if row[key] is not None:
-            out[key] = row[key]
-    return out
+_SUMMARY_FIELDS = (
+    "id",
+    "title",
+    "description",
+    "created_at",
+    "last_activity",
+    "deleted_at",
+    "version",
+)
 
 
 def _first_user_title(messages: Sequence[Message]) -> str | None:
@@ -87,8 +63,41 @@ def _first_user_title(messages: Sequence[Message]) -> str | None:
     return None
 
 
+def _check_version(if_version: int | None) -> None:
+    if if_version is not None and (
+        isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 1
+    ):
+        raise PreconditionFailedError(f"version {if_version!r} does not match")
+
+
+async def _conditional_update(
+    conn: DB, session_id: str, if_version: int | None, *, visible_only: bool, **values: Any
+) -> int:
+    """Update the session and bump its version; 412 if `if_version` does not match."""
+    query = Session.filter(id=session_id).using_db(conn)
+    if visible_only:
+        query = query.filter(deleted_at__isnull=True)
+    if if_version is not None:
+        query = query.filter(version=if_version)
+    updated = await query.update(version=F("version") + 1, **values)
+    if (
+        not updated
+        and if_version is not None
+        and await Session.exists(id=session_id, using_db=conn)
+    ):
+        raise PreconditionFailedError(
+            f"session {session_id!r} has changed: version {if_version} does not match"
+        )
+    return updated
+
+
 async def save_session(
-    db: DB, session_id: str, messages: list[dict[str, Any]], last_activity: datetime
+    db: DB,
+    session_id: str,
+    messages: list[dict[str, Any]],
+    last_activity: datetime,
+    *,
+    if_version: int | None = None,
 ) -> None:
     """Create or update a session and replace its messages, all or nothing.
 
@@ -98,22 +107,30 @@ async def save_session(
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
         raise InvalidInputError("messages must be a list of message objects")
     last_activity = parse_datetime(last_activity, "last_activity")
+    _check_version(if_version)
     now = utc_now()
-    rows = [_new_message(session_id, i, m, now) for i, m in enumerate(messages)]
+    rows = [new_message(session_id, i, m, now) for i, m in enumerate(messages)]
     title = _first_user_title(rows)
 
     async with atomic(db) as conn:
+        # Version 0 only inside this transaction: the update below makes it 1.
         await Session.bulk_create(
-            [Session(id=session_id, created_at=now, last_activity=last_activity, title=title)],
+            [Session(id=session_id, created_at=now, last_activity=last_activity, version=0)],
             ignore_conflicts=True,
             using_db=conn,
         )
         # The UPDATE also takes the row lock that serializes concurrent saves of one session.
-        await (
-            Session.filter(id=session_id)
-            .using_db(conn)
-            .update(last_activity=last_activity, deleted_at=None, is_active=True)
+        updated = await _conditional_update(
+            conn,
+            session_id,
+            if_version,
+            visible_only=False,
+            last_activity=last_activity,
+            deleted_at=None,
+            is_active=True,
         )
+        if not updated:  # If-Match on a session that did not exist
+            raise PreconditionFailedError(f"session {session_id!r} does not exist")
         if title is not None:
             await (
                 Session.filter(id=session_id, title__isnull=True).using_db(conn).update(title=title)
@@ -132,34 +149,79 @@ async def load_session(db: DB, session_id: str) -> dict[str, Any] | None:
     )
     if session is None:
         return None
-    rows = await (
-        Message.filter(session_id=session_id)
-        .using_db(db)
-        .order_by("position")
-        .values(*_MESSAGE_FIELDS)
-    )
     return {
         "session_id": session_id,
-        "messages": [_message_dict(r) for r in rows],
+        "messages": await session_messages(db, session_id),
         "last_activity": as_utc(session["last_activity"]),
         "created_at": as_utc(session["created_at"]),
     }
 
 
-async def delete_session(db: DB, session_id: str, soft: bool = True) -> bool:
+async def get_session_version(db: DB, session_id: str) -> int | None:
+    """The version of a visible session (its ETag), or None."""
+    version = await (
+        Session.filter(id=session_id, deleted_at__isnull=True)
+        .using_db(db)
+        .first()
+        .values_list("version", flat=True)
+    )
+    return cast("int | None", version)
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "session_id": row["id"],
+        "title": row["title"],
+        "description": row["description"],
+        "created_at": as_utc(row["created_at"]),
+        "last_activity": as_utc(row["last_activity"]),
+        "deleted_at": as_utc(row["deleted_at"]) if row["deleted_at"] else None,
+        "version": row["version"],
+    }
+
+
+async def get_session(db: DB, session_id: str) -> dict[str, Any] | None:
+    """Session fields without messages, or None if unknown or deleted."""
+    row = await (
+        Session.filter(id=session_id, deleted_at__isnull=True)
+        .using_db(db)
+        .first()
+        .values(*_SUMMARY_FIELDS)
+    )
+    return _summary(row) if row else None
+
+
+async def delete_session(
+    db: DB, session_id: str, soft: bool = True, *, if_version: int | None = None
+) -> bool:
     """Soft delete hides the session; hard delete removes it, its messages,
-    context, switches and its tool approvals."""
+    context, switches and its tool approvals. False if there was nothing to delete."""
+    _check_version(if_version)
     if soft:
-        updated = (
-            await Session.filter(id=session_id, deleted_at__isnull=True)
-            .using_db(db)
-            .update(deleted_at=utc_now(), is_active=False)
-        )
+        async with atomic(db) as conn:
+            updated = await _conditional_update(
+                conn,
+                session_id,
+                if_version,
+                visible_only=True,
+                deleted_at=utc_now(),
+                is_active=False,
+            )
         return updated > 0
     async with atomic(db) as conn:
+        query = Session.filter(id=session_id).using_db(conn)
+        if if_version is not None:
+            query = query.filter(version=if_version)
+        ids = await query.values_list("id", flat=True)
+        if not ids:
+            if if_version is not None and await Session.exists(id=session_id, using_db=conn):
+                raise PreconditionFailedError(
+                    f"session {session_id!r} has changed: version {if_version} does not match"
+                )
+            return False
         await PendingApproval.filter(session_id=session_id).using_db(conn).delete()
-        deleted = await Session.filter(id=session_id).using_db(conn).delete()
-    return deleted > 0
+        await Session.filter(id=session_id).using_db(conn).delete()
+    return True
 
 
 async def list_all_sessions(db: DB, include_deleted: bool = False) -> list[str]:
@@ -171,21 +233,34 @@ async def list_all_sessions(db: DB, include_deleted: bool = False) -> list[str]:
     return [str(i) for i in ids]
 
 
-async def get_messages_paginated(
-    db: DB, session_id: str, page: int = 1, page_size: int = 50
-) -> list[dict[str, Any]]:
-    """Messages in saved order, 1-indexed pages; [] for an unknown or deleted session."""
-    require_positive_int(page, "page")
-    require_positive_int(page_size, "page_size")
-    rows = await (
-        Message.filter(session_id=session_id, session__deleted_at__isnull=True)
-        .using_db(db)
-        .order_by("position")
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-        .values(*_MESSAGE_FIELDS)
-    )
-    return [_message_dict(r) for r in rows]
+@dataclass(frozen=True)
+class SessionPage:
+    items: list[dict[str, Any]]
+    next_key: tuple[datetime, str] | None  # (last_activity, id) of the last item
+
+
+async def list_sessions(
+    db: DB,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+    include_deleted: bool = False,
+) -> SessionPage:
+    """A keyset page of sessions, most recently active first (ties by id)."""
+    require_positive_int(limit, "limit")
+    query = Session.all().using_db(db)
+    if not include_deleted:
+        query = query.filter(deleted_at__isnull=True)
+    if after is not None:
+        last_activity, last_id = as_utc(after[0]), after[1]
+        query = query.filter(
+            Q(last_activity__lt=last_activity) | Q(last_activity=last_activity, id__gt=last_id)
+        )
+    rows = await query.order_by("-last_activity", "id").limit(limit + 1).values(*_SUMMARY_FIELDS)
+    items = [_summary(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    next_key = (items[-1]["last_activity"], items[-1]["session_id"]) if more else None
+    return SessionPage(items, next_key)
 
 
 async def get_session_stats(db: DB, session_id: str) -> dict[str, Any] | None:
@@ -222,50 +297,36 @@ async def get_session_stats(db: DB, session_id: str) -> dict[str, Any] | None:
     }
 
 
+async def update_session(
+    db: DB,
+    session_id: str,
+    *,
+    title: str | Unset | None = UNSET,
+    description: str | Unset | None = UNSET,
+    if_version: int | None = None,
+) -> bool:
+    """Set title (cut to 500 characters) and/or description of a visible session.
+
+    False if the session is unknown or deleted.
+    """
+    values: dict[str, Any] = {}
+    if not isinstance(title, Unset):
+        value = require_str(title, "title", optional=True)
+        values["title"] = None if value is None else value[:TITLE_MAX]
+    if not isinstance(description, Unset):
+        values["description"] = require_str(description, "description", optional=True)
+    _check_version(if_version)
+    async with atomic(db) as conn:
+        updated = await _conditional_update(
+            conn, session_id, if_version, visible_only=True, **values
+        )
+    return updated > 0
+
+
 async def update_session_title(db: DB, session_id: str, title: str) -> bool:
     """Set the title (cut to 500 characters); False if the session is unknown or deleted."""
-    value = require_str(title, "title", optional=True)
-    updated = (
-        await Session.filter(id=session_id, deleted_at__isnull=True)
-        .using_db(db)
-        .update(title=None if value is None else value[:TITLE_MAX])
-    )
-    return updated > 0
+    return await update_session(db, session_id, title=title)
 
 
 async def update_session_description(db: DB, session_id: str, description: str) -> bool:
-    updated = (
-        await Session.filter(id=session_id, deleted_at__isnull=True)
-        .using_db(db)
-        .update(description=require_str(description, "description", optional=True))
-    )
-    return updated > 0
-
-
-async def cleanup_old_sessions(db: DB, max_age_hours: float = 24) -> int:
-    """Soft-delete sessions idle for longer than `max_age_hours`; return how many."""
-    hours = require_non_negative_number(max_age_hours, "max_age_hours")
-    now = utc_now()
-    return (
-        await Session.filter(
-            deleted_at__isnull=True, last_activity__lt=now - timedelta(hours=hours)
-        )
-        .using_db(db)
-        .update(deleted_at=now, is_active=False)
-    )
-
-
-async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
-    """Remove sessions soft-deleted more than `days_old` days ago; return how many."""
-    days = require_non_negative_number(days_old, "days_old")
-    cutoff = utc_now() - timedelta(days=days)
-    async with atomic(db) as conn:
-        # Deleted by id: SQLite's change counter would also count cascaded messages.
-        ids = (
-            await Session.filter(deleted_at__lt=cutoff).using_db(conn).values_list("id", flat=True)
-        )
-        for start in range(0, len(ids), _ID_BATCH):
-            batch = ids[start : start + _ID_BATCH]
-            await PendingApproval.filter(session_id__in=batch).using_db(conn).delete()
-            await Session.filter(id__in=batch).using_db(conn).delete()
-    return len(ids)
+    return await update_session(db, session_id, description=description)
