@@ -17,6 +17,10 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s"
     )
+    refusal = settings.unauthenticated_remote_refusal()
+    if refusal:
+        print(f"agent-runtime: error: {refusal}", file=sys.stderr)
+        return 1
     try:
         db = database_url(settings)
         asyncio.run(ensure_schema(db, auto_migrate=settings.auto_migrate))

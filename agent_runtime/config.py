@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_DB_URL", "Settings", "get_settings"]
@@ -34,9 +34,34 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(
         10.0, gt=0, description="Seconds to wait for a PostgreSQL connection."
     )
+    api_key: SecretStr | None = Field(
+        None,
+        description="When set, every route except /health/* needs `Authorization: Bearer <key>`.",
+    )
+    allow_unauthenticated_remote: bool = Field(
+        False,
+        description="Allow serving on a non-loopback address without an API key.",
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
     host: str = Field("127.0.0.1", description="Address `make run` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `make run` binds to.")
     log_level: str = Field("info", description="uvicorn / service log level.")
+
+    @property
+    def binds_loopback_only(self) -> bool:
+        return self.host in {"127.0.0.1", "::1", "localhost"} or self.host.startswith("127.")
+
+    def unauthenticated_remote_refusal(self) -> str | None:
+        """Why serving would be unsafe with these settings, or None."""
+        unsafe = self.api_key is None and not self.binds_loopback_only
+        if unsafe and not self.allow_unauthenticated_remote:
+            return (
+                f"refusing to serve on {self.host} without AGENT_RUNTIME__API_KEY; set a key "
+                "(or AGENT_RUNTIME__ALLOW_UNAUTHENTICATED_REMOTE=true)"
+            )
+        return None
 
 
 @lru_cache

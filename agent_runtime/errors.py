@@ -10,6 +10,7 @@ __all__ = [
     "NotFoundError",
     "PreconditionFailedError",
     "SchemaOutOfDateError",
+    "UnavailableError",
 ]
 
 
@@ -55,3 +56,10 @@ class PreconditionFailedError(AgentRuntimeError):
 
     status_code = 412
     code = "precondition_failed"
+
+
+class UnavailableError(AgentRuntimeError):
+    """The database cannot be reached (or is not ready); retry later."""
+
+    status_code = 503
+    code = "unavailable"

@@ -11,7 +11,8 @@ from tortoise.contrib.fastapi import RegisterTortoise
 
 from agent_runtime import __version__
 from agent_runtime.api.errors import install_error_handlers
-from agent_runtime.api.routes import sessions
+from agent_runtime.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware
+from agent_runtime.api.routes import agent_contexts, approvals, health, maintenance, sessions
 from agent_runtime.config import Settings, get_settings
 from agent_runtime.db.config import database_url, tortoise_config
 from agent_runtime.db.migrations import ensure_schema
@@ -20,6 +21,14 @@ from agent_runtime.errors import SchemaOutOfDateError
 __all__ = ["app", "create_app"]
 
 logger = logging.getLogger("agent_runtime")
+
+DESCRIPTION = """Storage for an AI agent runtime: sessions and their messages, agent
+contexts, and tool calls waiting for human approval.
+
+Errors always have the body `{"error": {"code": "...", "message": "..."}}`.
+Sessions carry a version, served as `ETag`; send it back as `If-Match` to make a
+write conditional (412 if the session changed). When the server has an API key,
+every route except `/health/*` needs `Authorization: Bearer <key>`."""
 
 
 @asynccontextmanager
@@ -31,6 +40,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except SchemaOutOfDateError as exc:
         logger.error("%s", exc)
         raise
+    if settings.api_key is None:
+        logger.warning(
+            "authentication is off (no AGENT_RUNTIME__API_KEY): serve on a loopback address only"
+        )
     # RegisterTortoise makes the connections visible to request tasks (global
     # fallback) and closes them at shutdown.
     async with RegisterTortoise(app, config=tortoise_config(db)):
@@ -40,11 +53,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. A bad `AGENT_RUNTIME__DB_URL` raises `ConfigurationError` here."""
     settings = settings or get_settings()
-    app = FastAPI(title="agent-runtime", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="agent-runtime",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     app.state.database = database_url(settings)
     install_error_handlers(app)
-    app.include_router(sessions.router)
+    for module in (sessions, agent_contexts, approvals, maintenance, health):
+        app.include_router(module.router)
+    # The last middleware added runs first: authentication before anything else.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.api_key is not None:
+        app.add_middleware(
+            ApiKeyMiddleware,
+            api_key=settings.api_key.get_secret_value(),
+            public_paths=health.PUBLIC_PATHS,
+        )
     return app
 
 

@@ -20,6 +20,13 @@ __all__ = ["error_response", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
+_HTTP_CODES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
     error: dict[str, Any] = {"code": code, "message": message}
@@ -46,7 +53,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
     response = error_response(exc.status_code, code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)

@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from agent_runtime.services.database import DatabaseService
 
-__all__ = ["DBService", "DBSession", "get_db", "get_db_service"]
+__all__ = ["DBConnection", "DBService", "DBSession", "get_connection", "get_db", "get_db_service"]
 
 
 async def get_db(request: Request) -> AsyncIterator[BaseDBAsyncClient]:
@@ -19,6 +20,11 @@ async def get_db(request: Request) -> AsyncIterator[BaseDBAsyncClient]:
     back if it raises."""
     async with in_transaction(request.app.state.database.dialect) as transaction:
         yield transaction
+
+
+def get_connection(request: Request) -> BaseDBAsyncClient:
+    """The connection itself, outside any transaction (health checks)."""
+    return Tortoise.get_connection(request.app.state.database.dialect)
 
 
 def get_db_service() -> DatabaseService:
@@ -32,3 +38,4 @@ _SERVICE = DatabaseService()
 # default "request" scope commits after the response has gone out.)
 DBSession = Annotated[BaseDBAsyncClient, Depends(get_db, scope="function")]
 DBService = Annotated[DatabaseService, Depends(get_db_service)]
+DBConnection = Annotated[BaseDBAsyncClient, Depends(get_connection)]

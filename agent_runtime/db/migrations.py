@@ -10,6 +10,7 @@ from typing import Any
 
 from aerich import Command
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import OperationalError
 
@@ -17,7 +18,14 @@ from agent_runtime.db.config import APP_LABEL, tortoise_config
 from agent_runtime.db.urls import DatabaseURL
 from agent_runtime.errors import SchemaOutOfDateError
 
-__all__ = ["MIGRATIONS_DIR", "apply_migrations", "ensure_schema", "pending_migrations"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "apply_migrations",
+    "ensure_schema",
+    "migration_files",
+    "pending_migrations",
+    "pending_on_connection",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,26 @@ async def pending_migrations(db: DatabaseURL) -> list[str]:
             return await command.heads()
         except OperationalError:  # no `aerich` table yet: an empty database
             return await command.history()
+
+
+def migration_files() -> list[str]:
+    """Migration file names, oldest first (Aerich orders by the leading number)."""
+    files = (MIGRATIONS_DIR / APP_LABEL).glob("*.py")
+    names = [f.name for f in files if f.name.split("_", 1)[0].isdigit()]
+    return sorted(names, key=lambda name: int(name.split("_", 1)[0]))
+
+
+async def pending_on_connection(connection: BaseDBAsyncClient) -> list[str]:
+    """Like `pending_migrations`, on an open connection and without Aerich's set-up:
+    cheap enough for a readiness probe."""
+    try:
+        rows = await connection.execute_query_dict(
+            "SELECT version FROM aerich WHERE app = 'models'"
+        )
+    except OperationalError:  # no `aerich` table: nothing applied
+        return migration_files()
+    applied = {r["version"] for r in rows}
+    return [name for name in migration_files() if name not in applied]
 
 
 async def apply_migrations(db: DatabaseURL) -> list[str]:

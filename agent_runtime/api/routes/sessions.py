@@ -1,33 +1,211 @@
-"""Session endpoints of the design note: load and save a whole session."""
+"""Sessions and their messages (including the design note's two endpoints)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body, Query, Response, status
 
+from agent_runtime.api.conditional import etag, resolve_if_match
+from agent_runtime.api.pagination import decode_cursor, encode_cursor
+from agent_runtime.api.routes._params import INVALID, IfMatch, Limit, SessionId, errors
 from agent_runtime.core.dependencies import DBService, DBSession
-from agent_runtime.errors import NotFoundError
+from agent_runtime.errors import InvalidInputError, NotFoundError
+from agent_runtime.schemas.common import StatusRead
+from agent_runtime.schemas.sessions import (
+    MessageCreate,
+    MessagePageRead,
+    SessionPageRead,
+    SessionRead,
+    SessionStatsRead,
+    SessionSummaryRead,
+    SessionUpdate,
+)
+from agent_runtime.timeutils import parse_datetime
 
-router = APIRouter(prefix="/sessions", tags=["sessions"])
+router = APIRouter(
+    prefix="/sessions",
+    tags=["sessions"],
+    responses=INVALID,
+)
+_404 = errors({404: "unknown or deleted session"})
+_412 = errors({412: "If-Match does not match"})
 
 
-@router.get("/{session_id}")
-async def get_session(session_id: str, db: DBSession, db_service: DBService) -> dict[str, Any]:
-    """Load a session with its messages in saved order."""
+def _not_found(session_id: str) -> NotFoundError:
+    return NotFoundError(f"session {session_id!r} not found")
+
+
+def _session_key(cursor: str) -> tuple[datetime, str]:
+    value = decode_cursor("sessions", cursor)
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)):
+        raise InvalidInputError("invalid sessions cursor")
+    return parse_datetime(value[0], "cursor"), value[1]
+
+
+def _position(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    value = decode_cursor("messages", cursor)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError("invalid messages cursor")
+    return value
+
+
+@router.get("", response_model=SessionPageRead)
+async def list_sessions(
+    db: DBSession,
+    db_service: DBService,
+    limit: Limit = 50,
+    cursor: str | None = None,
+    include_deleted: bool = False,
+) -> dict[str, Any]:
+    """Sessions, most recently active first, a page at a time."""
+    page = await db_service.list_sessions(
+        db,
+        limit=limit,
+        after=_session_key(cursor) if cursor else None,
+        include_deleted=include_deleted,
+    )
+    next_cursor = None
+    if page.next_key is not None:
+        next_cursor = encode_cursor("sessions", [page.next_key[0].isoformat(), page.next_key[1]])
+    return {"items": page.items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{session_id}",
+    response_model=SessionRead,
+    response_model_exclude_unset=True,
+    responses=_404,
+)
+async def get_session(
+    session_id: SessionId, response: Response, db: DBSession, db_service: DBService
+) -> dict[str, Any]:
+    """Load a session with its messages in saved order; the ETag is its version."""
     session_data = await db_service.load_session(db, session_id)
     if not session_data:
-        raise NotFoundError(f"session {session_id!r} not found")
+        raise _not_found(session_id)
+    version = await db_service.get_session_version(db, session_id)
+    assert version is not None
+    response.headers["ETag"] = etag(version)
     return session_data
 
 
-@router.post("/{session_id}")
+@router.post("/{session_id}", response_model=StatusRead, responses=_412)
 async def save_session(
-    session_id: str, messages: list[dict[str, Any]], db: DBSession, db_service: DBService
+    session_id: SessionId,
+    messages: Annotated[list[MessageCreate], Body(description="the whole conversation")],
+    response: Response,
+    db: DBSession,
+    db_service: DBService,
+    if_match: IfMatch = None,
 ) -> dict[str, str]:
-    """Replace the session's messages (creating the session if needed)."""
+    """Save the whole message list (creating the session if needed).
+
+    With `If-Match`, the save happens only if the session is still at that version.
+    """
+    expected = None
+    if if_match is not None:
+        current = await db_service.get_session_version(db, session_id)
+        expected = resolve_if_match(if_match, current)
     await db_service.save_session(
-        db=db, session_id=session_id, messages=messages, last_activity=datetime.now(UTC)
+        db,
+        session_id,
+        [m.model_dump(exclude_none=True) for m in messages],
+        datetime.now(UTC),
+        if_version=expected,
     )
+    version = await db_service.get_session_version(db, session_id)
+    assert version is not None
+    response.headers["ETag"] = etag(version)
     return {"status": "saved"}
+
+
+@router.patch("/{session_id}", response_model=SessionSummaryRead, responses={**_404, **_412})
+async def update_session(
+    session_id: SessionId,
+    changes: SessionUpdate,
+    response: Response,
+    db: DBSession,
+    db_service: DBService,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    """Change the title and/or description."""
+    current = await db_service.get_session_version(db, session_id)
+    if current is None:
+        raise _not_found(session_id)
+    expected = resolve_if_match(if_match, current)
+    await db_service.update_session(
+        db, session_id, **changes.model_dump(exclude_unset=True), if_version=expected
+    )
+    summary = await db_service.get_session(db, session_id)
+    assert summary is not None
+    response.headers["ETag"] = etag(summary["version"])
+    return summary
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_404, **_412})
+async def delete_session(
+    session_id: SessionId,
+    db: DBSession,
+    db_service: DBService,
+    hard: Annotated[bool, Query(description="remove for good instead of hiding")] = False,
+    if_match: IfMatch = None,
+) -> None:
+    """Soft-delete (hide) a session, or with `hard=true` remove it and everything of it."""
+    expected = None
+    if if_match is not None:
+        expected = resolve_if_match(if_match, await db_service.get_session_version(db, session_id))
+    if not await db_service.delete_session(db, session_id, not hard, if_version=expected):
+        raise _not_found(session_id)
+
+
+@router.get(
+    "/{session_id}/messages",
+    response_model=MessagePageRead,
+    response_model_exclude_unset=True,
+    responses=_404,
+)
+async def list_messages(
+    session_id: SessionId,
+    db: DBSession,
+    db_service: DBService,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[str | None, Query(description="cursor: messages after it")] = None,
+    before: Annotated[str | None, Query(description="cursor: messages before it")] = None,
+    latest: Annotated[bool, Query(description="the last `limit` messages")] = False,
+) -> dict[str, Any]:
+    """Messages in saved order, a page at a time; `latest=true` gives the newest
+    `limit` messages in one request."""
+    page = await db_service.list_messages(
+        db,
+        session_id,
+        limit=limit,
+        after=_position(after),
+        before=_position(before),
+        latest=latest,
+    )
+    if page is None:
+        raise _not_found(session_id)
+    items = page.items
+    return {
+        "items": items,
+        "next_cursor": encode_cursor("messages", items[-1]["position"])
+        if items and page.more_after
+        else None,
+        "prev_cursor": encode_cursor("messages", items[0]["position"])
+        if items and page.more_before
+        else None,
+    }
+
+
+@router.get("/{session_id}/stats", response_model=SessionStatsRead, responses=_404)
+async def get_session_stats(
+    session_id: SessionId, db: DBSession, db_service: DBService
+) -> dict[str, Any]:
+    stats = await db_service.get_session_stats(db, session_id)
+    if stats is None:
+        raise _not_found(session_id)
+    return stats

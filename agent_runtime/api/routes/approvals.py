@@ -1,0 +1,134 @@
+"""Tool approvals: record a pending tool call, list the inbox, decide."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response, status
+
+from agent_runtime.api.pagination import decode_cursor, encode_cursor
+from agent_runtime.api.routes._params import INVALID, CallId, Limit, SessionId, errors
+from agent_runtime.core.dependencies import DBService, DBSession
+from agent_runtime.errors import InvalidInputError, NotFoundError
+from agent_runtime.schemas.approvals import (
+    ApprovalCreate,
+    ApprovalDecisionCreate,
+    ApprovalPageRead,
+    ApprovalRead,
+)
+from agent_runtime.timeutils import parse_datetime
+
+router = APIRouter(
+    tags=["approvals"],
+    responses=INVALID,
+)
+_404 = errors({404: "unknown approval"})
+_409 = errors({409: "conflicts with the stored approval"})
+StatusFilter = Literal["pending", "approved", "rejected", "cancelled"]
+
+
+def _approval_key(cursor: str) -> tuple[datetime, int]:
+    value = decode_cursor("approvals", cursor)
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)):
+        raise InvalidInputError("invalid approvals cursor")
+    return parse_datetime(value[0], "cursor"), value[1]
+
+
+async def _page(
+    db_service: DBService,
+    db: DBSession,
+    limit: int,
+    cursor: str | None,
+    status_filter: str | None,
+    session_id: str | None,
+) -> dict[str, Any]:
+    page = await db_service.list_approvals(
+        db,
+        limit=limit,
+        status=status_filter,
+        session_id=session_id,
+        after=_approval_key(cursor) if cursor else None,
+    )
+    next_cursor = None
+    if page.next_key is not None:
+        next_cursor = encode_cursor("approvals", [page.next_key[0].isoformat(), page.next_key[1]])
+    return {"items": page.items, "next_cursor": next_cursor}
+
+
+@router.post(
+    "/approvals",
+    response_model=ApprovalRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": ApprovalRead, "description": "already recorded"}, **_409},
+)
+async def create_approval(
+    approval: ApprovalCreate, response: Response, db: DBSession, db_service: DBService
+) -> dict[str, Any]:
+    """Record a tool call waiting for a decision: 201 when new, 200 when the same
+    approval was already recorded, 409 when `call_id` exists with other content."""
+    stored, created = await db_service.create_approval(
+        db,
+        approval.session_id,
+        approval.call_id,
+        approval.tool_name,
+        approval.arguments,
+        approval.reason,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return stored
+
+
+@router.get("/approvals", response_model=ApprovalPageRead)
+async def list_approvals(
+    db: DBSession,
+    db_service: DBService,
+    status_filter: Annotated[StatusFilter | None, Query(alias="status")] = None,
+    session_id: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The approvals inbox across sessions, oldest first, filtered by status and session."""
+    return await _page(db_service, db, limit, cursor, status_filter, session_id)
+
+
+@router.get("/sessions/{session_id}/approvals", response_model=ApprovalPageRead)
+async def list_session_pending_approvals(
+    session_id: SessionId,
+    db: DBSession,
+    db_service: DBService,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The session's pending approvals, oldest first."""
+    return await _page(db_service, db, limit, cursor, "pending", session_id)
+
+
+@router.get("/approvals/{call_id}", response_model=ApprovalRead, responses=_404)
+async def get_approval(call_id: CallId, db: DBSession, db_service: DBService) -> dict[str, Any]:
+    approval = await db_service.get_approval(db, call_id)
+    if approval is None:
+        raise NotFoundError(f"approval {call_id!r} not found")
+    return approval
+
+
+@router.post(
+    "/approvals/{call_id}/decision",
+    response_model=ApprovalRead,
+    responses={**_404, **errors({409: "already decided otherwise"})},
+)
+async def decide_approval(
+    call_id: CallId, decision: ApprovalDecisionCreate, db: DBSession, db_service: DBService
+) -> dict[str, Any]:
+    """Decide a pending approval. Only `pending` can be decided: repeating the same
+    decision returns the approval unchanged, a different one gets 409."""
+    return await db_service.decide_approval(
+        db, call_id, decision.status, decided_by=decision.decided_by
+    )
+
+
+@router.delete("/approvals/{call_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)
+async def delete_approval(call_id: CallId, db: DBSession, db_service: DBService) -> None:
+    if not await db_service.delete_pending_approval(db, call_id):
+        raise NotFoundError(f"approval {call_id!r} not found")

@@ -1,0 +1,1 @@
+"""Pydantic request (…Create / …Update) and response (…Read) models of the REST API."""

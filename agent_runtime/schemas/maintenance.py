@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["CleanupCreate", "CleanupRead", "HealthRead"]
+
+
+class CleanupCreate(BaseModel):
+    """Retention run; a null field skips that step."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"idle_hours": 24, "purge_deleted_after_days": 30}]},
+    )
+
+    idle_hours: float | None = Field(24, ge=0, le=1e6, description="soft-delete idle sessions")
+    purge_deleted_after_days: float | None = Field(
+        30, ge=0, le=1e5, description="hard-delete sessions soft-deleted that long ago"
+    )
+
+
+class CleanupRead(BaseModel):
+    soft_deleted: int
+    hard_deleted: int
+
+
+class HealthRead(BaseModel):
+    status: str
+    database: str | None = None
+    pending_migrations: list[str] | None = None

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "MessageCreate",
+    "MessageItemRead",
+    "MessagePageRead",
+    "MessageRead",
+    "SessionPageRead",
+    "SessionRead",
+    "SessionStatsRead",
+    "SessionSummaryRead",
+    "SessionUpdate",
+    "ToolCall",
+    "ToolCallFunction",
+]
+
+Role = Literal["user", "assistant", "system", "tool"]
+
+
+class ToolCallFunction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=255, examples=["get_weather"])
+    arguments: str = Field(examples=['{"city": "Paris"}'])
+
+
+class ToolCall(BaseModel):
+    """A tool call in the OpenAI chat format."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=255, examples=["call_1"])
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
+class MessageCreate(BaseModel):
+    """A chat message as the agent loop sends it (OpenAI chat format).
+
+    Unknown keys are ignored, as the legacy service did.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"role": "user", "content": "What's the weather in Paris?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                        }
+                    ],
+                },
+                {
+                    "role": "tool",
+                    "tool_call_id": "call_1",
+                    "name": "get_weather",
+                    "content": "18C, sunny",
+                },
+            ]
+        },
+    )
+
+    role: Role
+    content: str | None = None
+    name: str | None = Field(None, max_length=255)
+    tool_call_id: str | None = Field(None, max_length=255)
+    tool_calls: list[ToolCall] | None = None
+    token_count: int | None = Field(None, ge=0, le=2**31 - 1)
+    metadata: dict[str, Any] | None = None
+    timestamp: datetime | None = Field(
+        None, description="When the message was produced; default: when saved. Naive = UTC."
+    )
+
+
+class MessageRead(BaseModel):
+    """A message as loaded: role and content, other keys only when set."""
+
+    role: Role
+    content: str | None
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class MessageItemRead(MessageRead):
+    position: int = Field(description="0-based position in the session (saved order)")
+
+
+class SessionRead(BaseModel):
+    """A whole session, as `load_session` returns it."""
+
+    session_id: str
+    messages: list[MessageRead]
+    last_activity: datetime
+    created_at: datetime
+
+
+class SessionSummaryRead(BaseModel):
+    session_id: str
+    title: str | None
+    description: str | None
+    created_at: datetime
+    last_activity: datetime
+    deleted_at: datetime | None
+    version: int = Field(description="Incremented by every write; the session's ETag")
+
+
+class SessionUpdate(BaseModel):
+    """Fields to change; a field left out is unchanged, null clears it."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"title": "Weather in Paris"}]}
+    )
+
+    title: str | None = Field(None, max_length=10_000, description="cut to 500 characters")
+    description: str | None = None
+
+
+class SessionPageRead(BaseModel):
+    items: list[SessionSummaryRead]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class MessagePageRead(BaseModel):
+    items: list[MessageItemRead]
+    next_cursor: str | None = Field(description="pass as `after` for the following messages")
+    prev_cursor: str | None = Field(description="pass as `before` for the preceding messages")
+
+
+class SessionStatsRead(BaseModel):
+    session_id: str
+    message_count: int
+    total_tokens: int
+    last_message_at: datetime | None
+    created_at: datetime
+    last_activity: datetime
