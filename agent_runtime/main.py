@@ -64,8 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (sessions, agent_contexts, approvals, maintenance, health):
         app.include_router(module.router)
-    # The last middleware added runs first: authentication before anything else.
+    # Not FastAPI's `max_body_size`: its 413 is plain text, ours has the JSON error body.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: authentication before anything else.
     if settings.api_key is not None:
         app.add_middleware(
             ApiKeyMiddleware,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CleanupCreate", "CleanupRead", "HealthRead"]
+__all__ = ["CleanupCreate", "CleanupRead", "LiveRead", "ReadyRead"]
 
 
 class CleanupCreate(BaseModel):
@@ -24,7 +24,11 @@ class CleanupRead(BaseModel):
     hard_deleted: int
 
 
-class HealthRead(BaseModel):
-    status: str
-    database: str | None = None
-    pending_migrations: list[str] | None = None
+class LiveRead(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ReadyRead(BaseModel):
+    status: str = Field(examples=["ready"])
+    database: str = Field(examples=["postgres"])
+    pending_migrations: list[str]

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from agent_runtime.core.dependencies import DBConnection
 from agent_runtime.schemas.common import ErrorRead
-from agent_runtime.schemas.maintenance import HealthRead
+from agent_runtime.schemas.maintenance import LiveRead, ReadyRead
 from agent_runtime.services.health import readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"})
 
 
-@router.get("/live", response_model=HealthRead)
+@router.get("/live", response_model=LiveRead)
 async def live() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
@@ -24,7 +24,7 @@ async def live() -> dict[str, str]:
 
 @router.get(
     "/ready",
-    response_model=HealthRead,
+    response_model=ReadyRead,
     responses={503: {"model": ErrorRead, "description": "database unreachable or behind"}},
 )
 async def ready(db: DBConnection) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""API-key authentication: every route but health needs the key."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi.routing import iter_route_contexts
+
+from agent_runtime.api.routes.health import PUBLIC_PATHS
+from agent_runtime.config import Settings
+from agent_runtime.main import create_app
+from tests.fixtures.backends import ROOT
+
+KEY = "s3cret-key"
+
+
+@pytest.fixture
+def app(backend):
+    return create_app(Settings(db_url=backend.url, api_key=KEY))
+
+
+def every_route(app) -> list[tuple[str, str]]:
+    """(method, concrete path) for every route the app serves, docs included."""
+    out = []
+    for context in iter_route_contexts(app.routes):
+        path = re.sub(r"\{[^}]+\}", "x", context.path)
+        out += [(method, path) for method in sorted(context.methods or ()) if method != "HEAD"]
+    return out
+
+
+async def test_the_route_list_covers_the_api(app):
+    paths = {path for _, path in every_route(app)}
+
+    assert {
+        "/sessions",
+        "/sessions/x",
+        "/approvals",
+        "/approvals/x/decision",
+        "/maintenance/cleanup",
+        "/docs",
+        "/openapi.json",
+        "/health/ready",
+    } <= paths
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": KEY},
+        {"Authorization": f"Basic {KEY}"},
+    ],
+)
+async def test_every_non_health_route_refuses_a_missing_or_wrong_key(client, app, headers):
+    for method, path in every_route(app):
+        response = await client.request(method, path, headers=headers, json={})
+        if path in PUBLIC_PATHS:
+            assert response.status_code != 401, (method, path)
+            continue
+        assert response.status_code == 401, (method, path)
+        assert response.json()["error"]["code"] == "unauthorized"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_the_right_key_is_let_through(client, app):
+    auth = {"Authorization": f"Bearer {KEY}"}
+    for method, path in every_route(app):
+        response = await client.request(method, path, headers=auth, json={})
+        assert response.status_code != 401, (method, path)
+
+    saved = await client.post("/sessions/s1", json=[], headers=auth)
+    assert saved.status_code == 200
+
+
+async def test_without_a_key_nothing_is_required(backend):
+    app = create_app(Settings(db_url=backend.url))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/sessions")).status_code == 200
+
+
+def test_serving_beyond_loopback_without_a_key_is_refused_in_one_line(tmp_path):
+    env = {
+        **os.environ,
+        "AGENT_RUNTIME__DB_URL": f"sqlite:///{tmp_path}/a.db",
+        "AGENT_RUNTIME__HOST": "0.0.0.0",
+    }
+    env.pop("AGENT_RUNTIME__API_KEY", None)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_runtime"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "without AGENT_RUNTIME__API_KEY" in result.stderr
