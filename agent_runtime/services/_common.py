@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +33,55 @@ def atomic(db: BaseDBAsyncClient) -> TransactionContext:
     return db._in_transaction()
 
 
+# PostgreSQL cannot store NUL in text or JSON, and neither backend can encode a
+# lone UTF-16 surrogate: refuse both up front, the same way on both backends.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_JSON_DEPTH = 64
+
+
+def check_text(value: str, what: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise InvalidInputError(
+            f"{what} contains a NUL character or an unpaired surrogate, which cannot be stored"
+        )
+    return value
+
+
+def check_json(value: Any, what: str) -> Any:
+    """`value` if it is JSON data both backends store as given: string keys, finite
+    numbers, storable text, nesting at most MAX_JSON_DEPTH deep."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidInputError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, str):
+            check_text(item, what)
+        elif item is None or isinstance(item, bool | int):
+            continue
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidInputError(f"{what} contains {item}, which JSON cannot hold")
+        elif isinstance(item, Mapping):
+            for key, val in item.items():
+                if not isinstance(key, str):
+                    raise InvalidInputError(f"{what} has a non-string key {key!r}")
+                check_text(key, what)
+                stack.append((val, depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((val, depth + 1) for val in item)
+        else:
+            raise InvalidInputError(f"{what} must be JSON data, not {type(item).__name__}")
+    return value
+
+
+def lookup_id(value: Any, what: str = "session_id") -> str:
+    """An id to look up: any string that could have been stored."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
+    return check_text(value, what)
+
+
 def require_str(
     value: Any, what: str, *, max_length: int | None = None, optional: bool = False
 ) -> str | None:
@@ -40,7 +91,7 @@ def require_str(
         raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}")
     if max_length is not None and len(value) > max_length:
         raise InvalidInputError(f"{what} is longer than {max_length} characters")
-    return value
+    return check_text(value, what)
 
 
 def require_id(value: Any, what: str = "session_id") -> str:
@@ -54,7 +105,7 @@ def optional_mapping(value: Any, what: str) -> dict[str, Any] | None:
         return None
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"{what} must be an object, got {type(value).__name__}")
-    return dict(value)
+    return dict(check_json(value, what))
 
 
 def require_positive_int(value: Any, what: str, *, allow_zero: bool = False) -> int:

@@ -11,6 +11,7 @@ from agent_runtime.errors import InvalidInputError
 from agent_runtime.services._common import (
     DB,
     atomic,
+    lookup_id,
     optional_mapping,
     require_id,
     require_positive_int,
@@ -143,6 +144,7 @@ def _history_entry(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def load_agent_context(db: DB, session_id: str) -> dict[str, Any] | None:
+    session_id = lookup_id(session_id)
     context = await (
         AgentContext.filter(session_id=session_id, session__deleted_at__isnull=True)
         .using_db(db)
@@ -170,6 +172,7 @@ async def load_agent_context(db: DB, session_id: str) -> dict[str, Any] | None:
 
 
 async def delete_agent_context(db: DB, session_id: str) -> bool:
+    session_id = lookup_id(session_id)
     deleted = await AgentContext.filter(session_id=session_id).using_db(db).delete()
     return deleted > 0
 
@@ -189,6 +192,7 @@ async def get_agent_switch_history(
     db: DB, session_id: str, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Switches, newest first; ties in time keep the reverse of the saved order."""
+    session_id = lookup_id(session_id)
     require_positive_int(limit, "limit")
     rows = await (
         AgentSwitch.filter(

@@ -11,6 +11,7 @@ from tortoise.expressions import Q
 from agent_runtime.errors import ConflictError, InvalidInputError, NotFoundError
 from agent_runtime.services._common import (
     DB,
+    lookup_id,
     optional_mapping,
     require_id,
     require_positive_int,
@@ -114,12 +115,14 @@ async def create_approval(
 
 
 async def get_approval(db: DB, call_id: str) -> dict[str, Any] | None:
+    call_id = lookup_id(call_id, "call_id")
     row = await PendingApproval.filter(call_id=call_id).using_db(db).first().values(*_FIELDS)
     return _read(row) if row else None
 
 
 async def get_pending_approvals(db: DB, session_id: str) -> list[dict[str, Any]]:
     """The session's approvals still pending, oldest first."""
+    session_id = lookup_id(session_id)
     rows = await (
         PendingApproval.filter(session_id=session_id, status=ApprovalStatus.PENDING)
         .using_db(db)
@@ -146,6 +149,8 @@ async def list_approvals(
     after: tuple[datetime, int] | None = None,
 ) -> ApprovalPage:
     """Approvals across sessions, oldest first, optionally by status and session."""
+    if session_id is not None:
+        session_id = lookup_id(session_id)
     require_positive_int(limit, "limit")
     query = PendingApproval.all().using_db(db)
     if status is not None:
@@ -165,6 +170,7 @@ async def list_approvals(
 
 
 async def delete_pending_approval(db: DB, call_id: str) -> bool:
+    call_id = lookup_id(call_id, "call_id")
     deleted = await PendingApproval.filter(call_id=call_id).using_db(db).delete()
     return deleted > 0
 
@@ -180,6 +186,7 @@ async def update_approval_status(db: DB, call_id: str, status: str) -> bool:
     """Set the status to approved, rejected or cancelled (last write wins, as in the
     legacy service); anything else raises `InvalidInputError` and changes nothing.
     False if the call is unknown."""
+    call_id = lookup_id(call_id, "call_id")
     decision = _decision(status)
     updated = (
         await PendingApproval.filter(call_id=call_id)
@@ -198,6 +205,7 @@ async def decide_approval(
     different decision raises `ConflictError` and changes nothing; an unknown
     call raises `NotFoundError`.
     """
+    call_id = lookup_id(call_id, "call_id")
     decision = _decision(status)
     by = require_str(decided_by, "decided_by", max_length=255, optional=True)
     updated = (

@@ -10,6 +10,8 @@ from typing import Any
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.services._common import (
     DB,
+    check_json,
+    lookup_id,
     optional_mapping,
     require_positive_int,
     require_str,
@@ -41,6 +43,7 @@ def new_message(session_id: str, position: int, raw: Any, now: datetime) -> Mess
     tool_calls = raw.get("tool_calls")
     if tool_calls is not None and not isinstance(tool_calls, list):
         raise InvalidInputError(f"{where}.tool_calls must be a list")
+    check_json(tool_calls, f"{where}.tool_calls")
     token_count = raw.get("token_count")
     if token_count is not None:
         require_positive_int(token_count, f"{where}.token_count", allow_zero=True)
@@ -86,6 +89,7 @@ async def get_messages_paginated(
     """Messages in saved order, 1-indexed pages; [] for an unknown or deleted session."""
     require_positive_int(page, "page")
     require_positive_int(page_size, "page_size")
+    session_id = lookup_id(session_id)
     rows = await (
         Message.filter(session_id=session_id, session__deleted_at__isnull=True)
         .using_db(db)
@@ -123,6 +127,7 @@ async def list_messages(
     position `before` (the last ones if None), still in saved order.
     """
     require_positive_int(limit, "limit")
+    session_id = lookup_id(session_id)
     backward = latest or before is not None
     if backward and after is not None:
         raise InvalidInputError("page forward (after) or backward (before / latest), not both")

@@ -21,6 +21,7 @@ from agent_runtime.services._common import (
     UNSET,
     Unset,
     atomic,
+    lookup_id,
     require_id,
     require_positive_int,
     require_str,
@@ -141,6 +142,7 @@ async def save_session(
 
 
 async def load_session(db: DB, session_id: str) -> dict[str, Any] | None:
+    session_id = lookup_id(session_id)
     session = await (
         Session.filter(id=session_id, deleted_at__isnull=True)
         .using_db(db)
@@ -159,6 +161,7 @@ async def load_session(db: DB, session_id: str) -> dict[str, Any] | None:
 
 async def get_session_version(db: DB, session_id: str) -> int | None:
     """The version of a visible session (its ETag), or None."""
+    session_id = lookup_id(session_id)
     version = await (
         Session.filter(id=session_id, deleted_at__isnull=True)
         .using_db(db)
@@ -182,6 +185,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
 
 async def get_session(db: DB, session_id: str) -> dict[str, Any] | None:
     """Session fields without messages, or None if unknown or deleted."""
+    session_id = lookup_id(session_id)
     row = await (
         Session.filter(id=session_id, deleted_at__isnull=True)
         .using_db(db)
@@ -196,6 +200,7 @@ async def delete_session(
 ) -> bool:
     """Soft delete hides the session; hard delete removes it, its messages,
     context, switches and its tool approvals. False if there was nothing to delete."""
+    session_id = lookup_id(session_id)
     _check_version(if_version)
     if soft:
         async with atomic(db) as conn:
@@ -252,7 +257,7 @@ async def list_sessions(
     if not include_deleted:
         query = query.filter(deleted_at__isnull=True)
     if after is not None:
-        last_activity, last_id = as_utc(after[0]), after[1]
+        last_activity, last_id = as_utc(after[0]), lookup_id(after[1], "cursor")
         query = query.filter(
             Q(last_activity__lt=last_activity) | Q(last_activity=last_activity, id__gt=last_id)
         )
@@ -264,6 +269,7 @@ async def list_sessions(
 
 
 async def get_session_stats(db: DB, session_id: str) -> dict[str, Any] | None:
+    session_id = lookup_id(session_id)
     session = await (
         Session.filter(id=session_id, deleted_at__isnull=True)
         .using_db(db)
@@ -309,6 +315,7 @@ async def update_session(
 
     False if the session is unknown or deleted.
     """
+    session_id = lookup_id(session_id)
     values: dict[str, Any] = {}
     if not isinstance(title, Unset):
         value = require_str(title, "title", optional=True)

@@ -244,3 +244,32 @@ async def test_messages_are_validated_in_the_openai_shape(client, bad_message):
     assert response.status_code == 422
     assert response.json()["error"]["details"]
     assert (await client.get("/sessions/s1")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/sessions/s1", b'[{"role": "user", "content": "a\\u0000b"}]'),
+        ("POST", "/sessions/s1", b'[{"role": "user", "content": "\\udbc2"}]'),
+        (
+            "POST",
+            "/sessions/s1",
+            b'[{"role": "user", "content": "x", "metadata": {"k": "\\u0000"}}]',
+        ),
+        ("GET", "/sessions/a%00b", None),
+        ("POST", "/sessions/s1", b"\xff{"),
+        (
+            "POST",
+            "/approvals",
+            b'{"session_id": "s1", "call_id": "c1", "tool_name": "t", "reason": "\\u0000"}',
+        ),
+    ],
+)
+async def test_unstorable_or_undecodable_input_is_422_never_500(client, method, path, body):
+    response = await client.request(
+        method, path, content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_input"
+    assert (await client.get("/sessions")).json()["items"] == []
