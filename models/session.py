@@ -16,6 +16,9 @@ class Session(Model):
     deleted_at = fields.DatetimeField(null=True, db_index=True)
     # Incremented by every write to the session; served as its ETag.
     version = fields.IntField(default=1)
+    # Random, replaced by every write to the messages: identifies the stored list,
+    # so a process may trust its cached copy (see services/message_cache.py).
+    messages_token = fields.BigIntField(default=0)
 
     class Meta:
         table = "sessions"

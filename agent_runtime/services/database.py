@@ -39,6 +39,7 @@ from agent_runtime.services.approvals import (
 )
 from agent_runtime.services.messages import get_messages_paginated, list_messages
 from agent_runtime.services.retention import cleanup_old_sessions, hard_delete_old_sessions
+from agent_runtime.services.save import save_session
 from agent_runtime.services.sessions import (
     delete_session,
     get_session,
@@ -47,7 +48,6 @@ from agent_runtime.services.sessions import (
     list_all_sessions,
     list_sessions,
     load_session,
-    save_session,
     update_session,
     update_session_description,
     update_session_title,

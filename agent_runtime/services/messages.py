@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,24 +17,72 @@ from agent_runtime.services._common import (
     require_positive_int,
     require_str,
 )
-from agent_runtime.timeutils import parse_datetime
+from agent_runtime.services._sql import json_loads, json_or_none, sql
+from agent_runtime.timeutils import as_utc, parse_datetime
 from models import Message, MessageRole, Session
 
 __all__ = [
     "MessagePage",
+    "NewMessage",
+    "delete_messages_from",
     "get_messages_paginated",
+    "insert_messages",
     "list_messages",
     "message_dict",
     "new_message",
+    "project",
+    "same_as_stored",
     "session_messages",
+    "stored_messages",
 ]
 
 _ROLES = {r.value for r in MessageRole}
 MESSAGE_FIELDS = ("role", "content", "name", "tool_call_id", "tool_calls")
+# What a message is, as far as storage goes; other keys of a caller's dict are ignored.
+STORED_KEYS = (
+    "role",
+    "content",
+    "name",
+    "tool_call_id",
+    "tool_calls",
+    "token_count",
+    "metadata",
+    "timestamp",
+)
+INT_MAX = 2**31 - 1
+
+_INSERT = (
+    'INSERT INTO messages (session_id, "position", role, content, "timestamp", name, '
+    "tool_call_id, tool_calls, token_count, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_LOADED = (
+    "SELECT role, content, name, tool_call_id, tool_calls FROM messages "
+    'WHERE session_id = ? ORDER BY "position"'
+)
+_SELECT_STORED = (
+    'SELECT role, content, name, tool_call_id, tool_calls, token_count, metadata, "timestamp" '
+    'FROM messages WHERE session_id = ? ORDER BY "position"'
+)
+_DELETE_FROM = 'DELETE FROM messages WHERE session_id = ? AND "position" >= ?'
 
 
-def new_message(session_id: str, position: int, raw: Any, now: datetime) -> Message:
-    """Validate one caller message (legacy dict shape) into an unsaved `Message`."""
+def project(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Our own copy of the stored keys of a caller's message (nested JSON copied)."""
+    out = {key: raw[key] for key in STORED_KEYS if key in raw}
+    for key in ("tool_calls", "metadata"):
+        if out.get(key) is not None:
+            out[key] = copy.deepcopy(out[key])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    values: tuple[Any, ...]  # the INSERT parameters
+    projection: dict[str, Any]
+
+
+def new_message(session_id: str, position: int, raw: Any, now: datetime) -> NewMessage:
+    """Validate one caller message (legacy dict shape) into an INSERT row."""
     where = f"messages[{position}]"
     if not isinstance(raw, Mapping):
         raise InvalidInputError(f"{where} must be an object, got {type(raw).__name__}")
@@ -47,21 +96,37 @@ def new_message(session_id: str, position: int, raw: Any, now: datetime) -> Mess
     token_count = raw.get("token_count")
     if token_count is not None:
         require_positive_int(token_count, f"{where}.token_count", allow_zero=True)
+        if token_count > INT_MAX:
+            raise InvalidInputError(f"{where}.token_count is larger than {INT_MAX}")
     stamp = raw.get("timestamp")
-    return Message(
-        session_id=session_id,
-        position=position,
-        role=MessageRole(role),
-        content=require_str(raw.get("content"), f"{where}.content", optional=True),
-        timestamp=now if stamp is None else parse_datetime(stamp, f"{where}.timestamp"),
-        name=require_str(raw.get("name"), f"{where}.name", max_length=255, optional=True),
-        tool_call_id=require_str(
+    values = (
+        session_id,
+        position,
+        str(role),
+        require_str(raw.get("content"), f"{where}.content", optional=True),
+        now if stamp is None else parse_datetime(stamp, f"{where}.timestamp"),
+        require_str(raw.get("name"), f"{where}.name", max_length=255, optional=True),
+        require_str(
             raw.get("tool_call_id"), f"{where}.tool_call_id", max_length=255, optional=True
         ),
-        tool_calls=tool_calls,
-        token_count=token_count,
-        metadata=optional_mapping(raw.get("metadata"), f"{where}.metadata"),
+        json_or_none(tool_calls),
+        token_count,
+        json_or_none(optional_mapping(raw.get("metadata"), f"{where}.metadata")),
     )
+    return NewMessage(values, project(raw))
+
+
+async def insert_messages(db: DB, rows: Sequence[NewMessage]) -> None:
+    if rows:
+        await db.execute_many(sql(db, _INSERT), [list(r.values) for r in rows])
+
+
+async def delete_messages_from(db: DB, session_id: str, position: int) -> None:
+    await db.execute_query(sql(db, _DELETE_FROM), [session_id, position])
+
+
+def _json(value: Any) -> Any:
+    return json_loads(value) if isinstance(value, str | bytes) else value
 
 
 def message_dict(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,13 +139,48 @@ def message_dict(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def session_messages(db: DB, session_id: str) -> list[dict[str, Any]]:
-    rows = await (
-        Message.filter(session_id=session_id)
-        .using_db(db)
-        .order_by("position")
-        .values(*MESSAGE_FIELDS)
-    )
-    return [message_dict(r) for r in rows]
+    """The session's messages in the legacy load shape, in saved order."""
+    rows = await db.execute_query_dict(sql(db, _SELECT_LOADED), [session_id])
+    out = []
+    for row in rows:
+        message: dict[str, Any] = {"role": row["role"], "content": row["content"]}
+        if row["name"] is not None:
+            message["name"] = row["name"]
+        if row["tool_call_id"] is not None:
+            message["tool_call_id"] = row["tool_call_id"]
+        if row["tool_calls"] is not None:
+            message["tool_calls"] = _json(row["tool_calls"])
+        out.append(message)
+    return out
+
+
+async def stored_messages(db: DB, session_id: str) -> list[dict[str, Any]]:
+    """Every stored field of the session's messages, in saved order."""
+    rows = await db.execute_query_dict(sql(db, _SELECT_STORED), [session_id])
+    for row in rows:
+        row["tool_calls"] = _json(row["tool_calls"])
+        row["metadata"] = _json(row["metadata"])
+        stamp = row["timestamp"]
+        row["timestamp"] = as_utc(
+            datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
+        )
+    return rows
+
+
+def same_as_stored(raw: Any, row: Mapping[str, Any]) -> bool:
+    """Would saving `raw` store exactly `row` (the timestamp aside, unless `raw` has one)?"""
+    if not isinstance(raw, Mapping):
+        return False
+    for key in ("role", "content", "name", "tool_call_id", "tool_calls", "token_count", "metadata"):
+        if raw.get(key) != row[key]:
+            return False
+    stamp = raw.get("timestamp")
+    if stamp is None:
+        return True
+    try:
+        return parse_datetime(stamp, "timestamp") == row["timestamp"]
+    except InvalidInputError:
+        return False
 
 
 async def get_messages_paginated(

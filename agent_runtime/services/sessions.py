@@ -7,7 +7,6 @@ nothing and raises `PreconditionFailedError` unless the stored version matches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -15,20 +14,19 @@ from typing import Any, cast
 from tortoise.expressions import F, Q
 from tortoise.functions import Count, Sum
 
-from agent_runtime.errors import InvalidInputError, PreconditionFailedError
+from agent_runtime.errors import PreconditionFailedError
 from agent_runtime.services._common import (
     DB,
     UNSET,
     Unset,
     atomic,
     lookup_id,
-    require_id,
     require_positive_int,
     require_str,
 )
-from agent_runtime.services.messages import new_message, session_messages
-from agent_runtime.timeutils import as_utc, parse_datetime, utc_now
-from models import Message, MessageRole, PendingApproval, Session
+from agent_runtime.services.messages import session_messages
+from agent_runtime.timeutils import as_utc, utc_now
+from models import Message, PendingApproval, Session
 
 __all__ = [
     "SessionPage",
@@ -39,7 +37,6 @@ __all__ = [
     "list_all_sessions",
     "list_sessions",
     "load_session",
-    "save_session",
     "update_session",
     "update_session_description",
     "update_session_title",
@@ -55,13 +52,6 @@ _SUMMARY_FIELDS = (
     "deleted_at",
     "version",
 )
-
-
-def _first_user_title(messages: Sequence[Message]) -> str | None:
-    for message in messages:
-        if message.role == MessageRole.USER and message.content:
-            return message.content[:TITLE_MAX]
-    return None
 
 
 def _check_version(if_version: int | None) -> None:
@@ -90,55 +80,6 @@ async def _conditional_update(
             f"session {session_id!r} has changed: version {if_version} does not match"
         )
     return updated
-
-
-async def save_session(
-    db: DB,
-    session_id: str,
-    messages: list[dict[str, Any]],
-    last_activity: datetime,
-    *,
-    if_version: int | None = None,
-) -> None:
-    """Create or update a session and replace its messages, all or nothing.
-
-    Saving a soft-deleted session brings it back: the caller is using it.
-    """
-    session_id = require_id(session_id)
-    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
-        raise InvalidInputError("messages must be a list of message objects")
-    last_activity = parse_datetime(last_activity, "last_activity")
-    _check_version(if_version)
-    now = utc_now()
-    rows = [new_message(session_id, i, m, now) for i, m in enumerate(messages)]
-    title = _first_user_title(rows)
-
-    async with atomic(db) as conn:
-        # Version 0 only inside this transaction: the update below makes it 1.
-        await Session.bulk_create(
-            [Session(id=session_id, created_at=now, last_activity=last_activity, version=0)],
-            ignore_conflicts=True,
-            using_db=conn,
-        )
-        # The UPDATE also takes the row lock that serializes concurrent saves of one session.
-        updated = await _conditional_update(
-            conn,
-            session_id,
-            if_version,
-            visible_only=False,
-            last_activity=last_activity,
-            deleted_at=None,
-            is_active=True,
-        )
-        if not updated:  # If-Match on a session that did not exist
-            raise PreconditionFailedError(f"session {session_id!r} does not exist")
-        if title is not None:
-            await (
-                Session.filter(id=session_id, title__isnull=True).using_db(conn).update(title=title)
-            )
-        await Message.filter(session_id=session_id).using_db(conn).delete()
-        if rows:
-            await Message.bulk_create(rows, batch_size=500, using_db=conn)
 
 
 async def load_session(db: DB, session_id: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ each_backend = pytest.mark.parametrize("backend_name", BACKENDS)
 MODEL_TABLES = {"sessions", "messages", "agent_contexts", "agent_switches", "pending_approvals"}
 # NOT NULL columns added by a later migration need a database default for existing
 # rows; Tortoise's schema generation keeps such defaults in Python only.
-ADDED_WITH_DEFAULT = {("sessions", "version")}
+ADDED_WITH_DEFAULT = {("sessions", "version"), ("sessions", "messages_token")}
 
 
 def without_added_defaults(migrated: dict, expected: dict) -> dict:

@@ -10,6 +10,7 @@ from tortoise import Tortoise
 
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.services import database as svc
+from agent_runtime.services import save as save_module
 from models import Message, Session
 
 T0 = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
@@ -124,10 +125,11 @@ async def test_save_is_atomic_when_the_database_rejects_a_row(db):
 async def test_save_rolls_back_everything_when_an_insert_fails_midway(db, monkeypatch):
     await svc.save_session(db, "s1", CONVERSATION, T0)
 
-    async def failing_bulk_create(*args, **kwargs):
+    async def failing_insert(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(Message, "bulk_create", failing_bulk_create)
+    # Fails after the session row was updated and the old messages were deleted.
+    monkeypatch.setattr(save_module, "insert_messages", failing_insert)
     with pytest.raises(RuntimeError, match="disk full"):
         await svc.save_session(db, "s1", CONVERSATION[:1], T0 + timedelta(hours=1))
     monkeypatch.undo()

@@ -1,0 +1,63 @@
+"""A per-process copy of recently saved message lists, so a save can find what
+changed without reading the whole conversation back.
+
+Each entry is tagged with the session's `messages_token`, a random number that
+every message write replaces in the same transaction. A save trusts the entry
+only if the token it reads (under the row lock) is the entry's: a write by
+another process, or a transaction that rolled back after the entry was stored,
+leaves a token that cannot match, and the save reads the stored messages instead.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CachedMessages", "MessageCache", "message_cache"]
+
+
+@dataclass(frozen=True)
+class CachedMessages:
+    token: int
+    messages: list[dict[str, Any]]  # projections of the saved messages, our own copies
+
+
+class MessageCache:
+    """LRU over sessions, bounded by the total number of messages held."""
+
+    def __init__(self, max_messages: int = 100_000) -> None:
+        self.max_messages = max_messages
+        self._entries: OrderedDict[str, CachedMessages] = OrderedDict()
+        self._size = 0
+
+    def get(self, session_id: str) -> CachedMessages | None:
+        entry = self._entries.get(session_id)
+        if entry is not None:
+            self._entries.move_to_end(session_id)
+        return entry
+
+    def put(self, session_id: str, token: int, messages: list[dict[str, Any]]) -> None:
+        self.discard(session_id)
+        if len(messages) > self.max_messages:
+            return
+        self._entries[session_id] = CachedMessages(token, messages)
+        self._size += len(messages)
+        while self._size > self.max_messages:
+            _, evicted = self._entries.popitem(last=False)
+            self._size -= len(evicted.messages)
+
+    def discard(self, session_id: str) -> None:
+        entry = self._entries.pop(session_id, None)
+        if entry is not None:
+            self._size -= len(entry.messages)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+
+message_cache = MessageCache()

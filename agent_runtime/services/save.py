@@ -1,0 +1,141 @@
+"""`save_session`: the legacy "here is the whole conversation" save, done incrementally.
+
+The caller passes every message each time, as the legacy API requires; storage
+only changes what differs. When the stored messages are a prefix of the new
+list only the tail is inserted; otherwise messages are replaced from the first
+difference. The result is what a delete-everything-and-reinsert save would
+store (messages keep their original timestamps), at a cost that follows the new
+messages rather than the length of the conversation: the stored list is known
+from this process's cache (see `message_cache`) and compared in C, and only the
+tail is validated and written.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from agent_runtime.errors import InvalidInputError, PreconditionFailedError
+from agent_runtime.services._common import DB, atomic, require_id
+from agent_runtime.services._sql import sql
+from agent_runtime.services.message_cache import message_cache
+from agent_runtime.services.messages import (
+    delete_messages_from,
+    insert_messages,
+    new_message,
+    project,
+    same_as_stored,
+    stored_messages,
+)
+from agent_runtime.timeutils import parse_datetime, utc_now
+
+__all__ = ["save_session"]
+
+TITLE_MAX = 500
+
+# PostgreSQL: the row lock serializes concurrent saves of one session. SQLite
+# needs none: its transactions are serialized (BEGIN IMMEDIATE).
+_LOCK = {
+    "postgres": "SELECT version, messages_token, title IS NULL AS untitled FROM sessions "
+    "WHERE id = ? FOR UPDATE",
+    "sqlite": "SELECT version, messages_token, title IS NULL AS untitled FROM sessions "
+    "WHERE id = ?",
+}
+_CREATE = (
+    "INSERT INTO sessions (id, title, description, created_at, last_activity, is_active, "
+    "deleted_at, version, messages_token) VALUES (?, NULL, NULL, ?, ?, TRUE, NULL, 0, 0) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_UPDATE = (
+    "UPDATE sessions SET last_activity = ?, deleted_at = NULL, is_active = TRUE, "
+    "version = version + 1, messages_token = ?, title = COALESCE(title, ?) WHERE id = ?"
+)
+
+
+async def _lock_session(conn: DB, session_id: str) -> dict[str, Any] | None:
+    rows = await conn.execute_query_dict(sql(conn, _LOCK[conn.capabilities.dialect]), [session_id])
+    return rows[0] if rows else None
+
+
+def _first_user_title(messages: Sequence[Any]) -> str | None:
+    for message in messages:
+        if message.get("role") == "user" and message.get("content"):
+            return str(message["content"])[:TITLE_MAX]
+    return None
+
+
+def _common_prefix(cached: list[dict[str, Any]], messages: list[Any]) -> int:
+    """How many leading messages equal the cached projections of the stored ones."""
+    n = min(len(cached), len(messages))
+    if cached[:n] == messages[:n]:  # one C-level comparison in the usual case
+        return n
+    for i in range(n):
+        new = messages[i]
+        if new != cached[i] and not (isinstance(new, Mapping) and project(new) == cached[i]):
+            return i
+    return n
+
+
+async def save_session(
+    db: DB,
+    session_id: str,
+    messages: list[dict[str, Any]],
+    last_activity: datetime,
+    *,
+    if_version: int | None = None,
+) -> None:
+    """Create or update a session and replace its messages, all or nothing.
+
+    Saving a soft-deleted session brings it back: the caller is using it.
+    """
+    session_id = require_id(session_id)
+    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
+        raise InvalidInputError("messages must be a list of message objects")
+    messages = list(messages)
+    last_activity = parse_datetime(last_activity, "last_activity")
+    if if_version is not None and (
+        isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 1
+    ):
+        raise PreconditionFailedError(f"version {if_version!r} does not match")
+    now = utc_now()
+    token = secrets.randbits(62) + 1  # never the 0 of a session without messages yet
+    cached = message_cache.get(session_id)
+
+    async with atomic(db) as conn:
+        state = await _lock_session(conn, session_id)
+        if state is None:
+            await conn.execute_query(sql(conn, _CREATE), [session_id, now, last_activity])
+            state = await _lock_session(conn, session_id)
+            assert state is not None
+        if if_version is not None and state["version"] != if_version:
+            raise PreconditionFailedError(
+                f"session {session_id!r} does not exist"
+                if state["version"] == 0
+                else f"session {session_id!r} has changed: version {if_version} does not match"
+            )
+
+        if cached is not None and cached.token == state["messages_token"]:
+            stored_count = len(cached.messages)
+            keep = _common_prefix(cached.messages, messages)
+            kept = cached.messages[:keep]
+        else:
+            stored = await stored_messages(conn, session_id)
+            stored_count = len(stored)
+            both = min(stored_count, len(messages))
+            keep = next(
+                (i for i in range(both) if not same_as_stored(messages[i], stored[i])), both
+            )
+            kept = [project(m) for m in messages[:keep]]
+
+        tail = [new_message(session_id, i, messages[i], now) for i in range(keep, len(messages))]
+        title = _first_user_title(messages) if state["untitled"] else None
+        await conn.execute_query(sql(conn, _UPDATE), [last_activity, token, title, session_id])
+        if keep < stored_count:
+            await delete_messages_from(conn, session_id, keep)
+        await insert_messages(conn, tail)
+
+    # Only after our transaction (or savepoint) ended well; if an outer one rolls
+    # back later, this token never reaches the database and the entry is ignored.
+    message_cache.put(session_id, token, kept + [m.projection for m in tail])
