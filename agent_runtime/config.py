@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    message_cache_size: int = Field(
+        100_000,
+        ge=0,
+        description="Messages of recently saved sessions kept per process, so that a save "
+        "writes only what changed without reading the conversation back (0 disables).",
+    )
     host: str = Field("127.0.0.1", description="Address `make run` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `make run` binds to.")
     log_level: str = Field("info", description="uvicorn / service log level.")

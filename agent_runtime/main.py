@@ -17,6 +17,7 @@ from agent_runtime.config import Settings, get_settings
 from agent_runtime.db.config import database_url, tortoise_config
 from agent_runtime.db.migrations import ensure_schema
 from agent_runtime.errors import SchemaOutOfDateError
+from agent_runtime.services.message_cache import message_cache
 
 __all__ = ["app", "create_app"]
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database_url(settings)
+    message_cache.max_messages = settings.message_cache_size
     install_error_handlers(app)
     for module in (sessions, agent_contexts, approvals, maintenance, health):
         app.include_router(module.router)

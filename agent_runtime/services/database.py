@@ -37,6 +37,7 @@ from agent_runtime.services.approvals import (
     save_pending_approval,
     update_approval_status,
 )
+from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import get_messages_paginated, list_messages
 from agent_runtime.services.retention import cleanup_old_sessions, hard_delete_old_sessions
 from agent_runtime.services.save import save_session
@@ -130,7 +131,9 @@ async def init_database(url: str | None = None) -> DatabaseURL:
     of the process, as the legacy engine was.
     """
     global _current
-    db = database_url(get_settings(), url)
+    settings = get_settings()
+    db = database_url(settings, url)
+    message_cache.max_messages = settings.message_cache_size
     db.ensure_sqlite_folder()
     await Tortoise.init(config=tortoise_config(db), _enable_global_fallback=True)
     _current = db

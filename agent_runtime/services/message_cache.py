@@ -21,6 +21,7 @@ __all__ = ["CachedMessages", "MessageCache", "message_cache"]
 class CachedMessages:
     token: int
     messages: list[dict[str, Any]]  # projections of the saved messages, our own copies
+    count: int  # len(messages) when stored: a save may extend the list before re-putting it
 
 
 class MessageCache:
@@ -41,16 +42,16 @@ class MessageCache:
         self.discard(session_id)
         if len(messages) > self.max_messages:
             return
-        self._entries[session_id] = CachedMessages(token, messages)
+        self._entries[session_id] = CachedMessages(token, messages, len(messages))
         self._size += len(messages)
         while self._size > self.max_messages:
             _, evicted = self._entries.popitem(last=False)
-            self._size -= len(evicted.messages)
+            self._size -= evicted.count
 
     def discard(self, session_id: str) -> None:
         entry = self._entries.pop(session_id, None)
         if entry is not None:
-            self._size -= len(entry.messages)
+            self._size -= entry.count
 
     def clear(self) -> None:
         self._entries.clear()

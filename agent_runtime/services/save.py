@@ -69,7 +69,8 @@ def _first_user_title(messages: Sequence[Any]) -> str | None:
 def _common_prefix(cached: list[dict[str, Any]], messages: list[Any]) -> int:
     """How many leading messages equal the cached projections of the stored ones."""
     n = min(len(cached), len(messages))
-    if cached[:n] == messages[:n]:  # one C-level comparison in the usual case
+    head = cached if n == len(cached) else cached[:n]
+    if head == (messages if n == len(messages) else messages[:n]):  # in C: ~20 ns a message
         return n
     for i in range(n):
         new = messages[i]
@@ -93,7 +94,8 @@ async def save_session(
     session_id = require_id(session_id)
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
         raise InvalidInputError("messages must be a list of message objects")
-    messages = list(messages)
+    if not isinstance(messages, list):
+        messages = list(messages)
     last_activity = parse_datetime(last_activity, "last_activity")
     if if_version is not None and (
         isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 1
@@ -119,7 +121,8 @@ async def save_session(
         if cached is not None and cached.token == state["messages_token"]:
             stored_count = len(cached.messages)
             keep = _common_prefix(cached.messages, messages)
-            kept = cached.messages[:keep]
+            # Appending (the usual case) extends the cached list in place, after commit.
+            kept = cached.messages if keep == stored_count else cached.messages[:keep]
         else:
             stored = await stored_messages(conn, session_id)
             stored_count = len(stored)
@@ -138,4 +141,5 @@ async def save_session(
 
     # Only after our transaction (or savepoint) ended well; if an outer one rolls
     # back later, this token never reaches the database and the entry is ignored.
-    message_cache.put(session_id, token, kept + [m.projection for m in tail])
+    kept.extend(m.projection for m in tail)
+    message_cache.put(session_id, token, kept)

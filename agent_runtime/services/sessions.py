@@ -24,6 +24,7 @@ from agent_runtime.services._common import (
     require_positive_int,
     require_str,
 )
+from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import session_messages
 from agent_runtime.timeutils import as_utc, utc_now
 from models import Message, PendingApproval, Session
@@ -167,6 +168,7 @@ async def delete_session(
             return False
         await PendingApproval.filter(session_id=session_id).using_db(conn).delete()
         await Session.filter(id=session_id).using_db(conn).delete()
+    message_cache.discard(session_id)  # only memory: a recreated session gets a new token
     return True
 
 
