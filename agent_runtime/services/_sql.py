@@ -7,13 +7,16 @@ asyncpg wants `$1, $2, ...`.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.fields.data import JSON_DUMPS, JSON_LOADS
 
-__all__ = ["json_dumps", "json_loads", "json_or_none", "sql"]
+from agent_runtime.timeutils import as_utc
+
+__all__ = ["db_datetime", "json_dumps", "json_loads", "json_or_none", "sql"]
 
 json_dumps = JSON_DUMPS  # Tortoise's own JSON codec (orjson when installed)
 json_loads = JSON_LOADS
@@ -29,6 +32,11 @@ def _for_dialect(statement: str, dialect: str) -> str:
 
 def sql(db: BaseDBAsyncClient, statement: str) -> str:
     return _for_dialect(statement, db.capabilities.dialect)
+
+
+def db_datetime(value: datetime | str) -> datetime:
+    """A datetime column read by hand-written SQL, as aware UTC (SQLite gives ISO text)."""
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def json_or_none(value: Any) -> str | None:

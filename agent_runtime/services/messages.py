@@ -17,8 +17,8 @@ from agent_runtime.services._common import (
     require_positive_int,
     require_str,
 )
-from agent_runtime.services._sql import json_loads, json_or_none, sql
-from agent_runtime.timeutils import as_utc, parse_datetime
+from agent_runtime.services._sql import db_datetime, json_loads, json_or_none, sql
+from agent_runtime.timeutils import parse_datetime
 from models import Message, MessageRole, Session
 
 __all__ = [
@@ -140,16 +140,17 @@ def message_dict(row: Mapping[str, Any]) -> dict[str, Any]:
 
 async def session_messages(db: DB, session_id: str) -> list[dict[str, Any]]:
     """The session's messages in the legacy load shape, in saved order."""
-    rows = await db.execute_query_dict(sql(db, _SELECT_LOADED), [session_id])
+    # Rows as the driver returns them (indexable), without an intermediate dict each.
+    _, rows = await db.execute_query(sql(db, _SELECT_LOADED), [session_id])
     out = []
-    for row in rows:
-        message: dict[str, Any] = {"role": row["role"], "content": row["content"]}
-        if row["name"] is not None:
-            message["name"] = row["name"]
-        if row["tool_call_id"] is not None:
-            message["tool_call_id"] = row["tool_call_id"]
-        if row["tool_calls"] is not None:
-            message["tool_calls"] = _json(row["tool_calls"])
+    for role, content, name, tool_call_id, tool_calls in rows:
+        message: dict[str, Any] = {"role": role, "content": content}
+        if name is not None:
+            message["name"] = name
+        if tool_call_id is not None:
+            message["tool_call_id"] = tool_call_id
+        if tool_calls is not None:
+            message["tool_calls"] = _json(tool_calls)
         out.append(message)
     return out
 
@@ -160,10 +161,7 @@ async def stored_messages(db: DB, session_id: str) -> list[dict[str, Any]]:
     for row in rows:
         row["tool_calls"] = _json(row["tool_calls"])
         row["metadata"] = _json(row["metadata"])
-        stamp = row["timestamp"]
-        row["timestamp"] = as_utc(
-            datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
-        )
+        row["timestamp"] = db_datetime(row["timestamp"])
     return rows
 
 

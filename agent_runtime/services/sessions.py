@@ -24,6 +24,7 @@ from agent_runtime.services._common import (
     require_positive_int,
     require_str,
 )
+from agent_runtime.services._sql import db_datetime, sql
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import session_messages
 from agent_runtime.timeutils import as_utc, utc_now
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 TITLE_MAX = 500
+_SELECT_VISIBLE = (
+    "SELECT created_at, last_activity FROM sessions WHERE id = ? AND deleted_at IS NULL"
+)
 _SUMMARY_FIELDS = (
     "id",
     "title",
@@ -85,19 +89,15 @@ async def _conditional_update(
 
 async def load_session(db: DB, session_id: str) -> dict[str, Any] | None:
     session_id = lookup_id(session_id)
-    session = await (
-        Session.filter(id=session_id, deleted_at__isnull=True)
-        .using_db(db)
-        .first()
-        .values("created_at", "last_activity")
-    )
-    if session is None:
+    _, rows = await db.execute_query(sql(db, _SELECT_VISIBLE), [session_id])
+    if not rows:
         return None
+    created_at, last_activity = rows[0]
     return {
         "session_id": session_id,
         "messages": await session_messages(db, session_id),
-        "last_activity": as_utc(session["last_activity"]),
-        "created_at": as_utc(session["created_at"]),
+        "last_activity": db_datetime(last_activity),
+        "created_at": db_datetime(created_at),
     }
 
 
