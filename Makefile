@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run migrate migration test lint format clean
+.PHONY: install run migrate migration test bench bench-smoke lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ migration: install
 ## The whole test suite (PostgreSQL tests are skipped, with the reason, if no server is reachable).
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Benchmarks: ours vs the legacy SQLAlchemy design vs hand-written SQL, SQLite and PostgreSQL.
+bench: install
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+bench-smoke: install
+	$(PY) -m benchmarks --smoke $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 
@@ -82,6 +82,14 @@ def lookup_id(value: Any, what: str = "session_id") -> str:
     return check_text(value, what)
 
 
+@overload
+def require_str(
+    value: Any, what: str, *, max_length: int | None = None, optional: Literal[False] = False
+) -> str: ...
+@overload
+def require_str(
+    value: Any, what: str, *, max_length: int | None = None, optional: bool
+) -> str | None: ...
 def require_str(
     value: Any, what: str, *, max_length: int | None = None, optional: bool = False
 ) -> str | None:
@@ -95,9 +103,7 @@ def require_str(
 
 
 def require_id(value: Any, what: str = "session_id") -> str:
-    result = require_str(value, what, max_length=255)
-    assert result is not None
-    return result
+    return require_str(value, what, max_length=255)
 
 
 def optional_mapping(value: Any, what: str) -> dict[str, Any] | None:

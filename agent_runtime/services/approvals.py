@@ -17,6 +17,7 @@ from agent_runtime.services._common import (
     require_positive_int,
     require_str,
 )
+from agent_runtime.services._sql import db_datetime, json_dumps, json_loads, sql
 from agent_runtime.timeutils import as_utc, utc_now
 from models import ApprovalStatus, PendingApproval
 
@@ -50,18 +51,51 @@ _FIELDS = (
 )
 
 
+# Hand-written: approvals are saved and listed on every tool call of the agent loop.
+_INSERT = (
+    "INSERT INTO pending_approvals (call_id, session_id, tool_name, arguments, reason, "
+    "created_at, status) VALUES (?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (call_id) DO NOTHING"
+)
+_SELECT_PENDING = (
+    "SELECT call_id, tool_name, arguments, reason, created_at FROM pending_approvals "
+    "WHERE session_id = ? AND status = 'pending' ORDER BY created_at, id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _NewApproval:
+    call_id: str
+    session_id: str
+    tool_name: str
+    arguments: dict[str, Any]
+    reason: str | None
+    created_at: datetime
+
+    async def insert(self, db: DB) -> None:
+        await db.execute_query(
+            sql(db, _INSERT),
+            [
+                self.call_id,
+                self.session_id,
+                self.tool_name,
+                json_dumps(self.arguments),
+                self.reason,
+                self.created_at,
+            ],
+        )
+
+
 def _new_approval(
     session_id: str, call_id: str, tool_name: str, arguments: Any, reason: str | None
-) -> PendingApproval:
+) -> _NewApproval:
     args = optional_mapping(arguments, "arguments")
-    return PendingApproval(
+    return _NewApproval(
         session_id=require_id(session_id),
         call_id=require_id(call_id, "call_id"),
         tool_name=require_str(tool_name, "tool_name", max_length=255),
         arguments=args if args is not None else {},
         reason=require_str(reason, "reason", optional=True),
         created_at=utc_now(),
-        status=ApprovalStatus.PENDING,
     )
 
 
@@ -83,8 +117,7 @@ async def save_pending_approval(
 ) -> None:
     """Record a pending approval. A second save of the same `call_id` is a no-op,
     enforced by the unique constraint, so two concurrent saves cannot both insert."""
-    approval = _new_approval(session_id, call_id, tool_name, arguments, reason)
-    await PendingApproval.bulk_create([approval], ignore_conflicts=True, using_db=db)
+    await _new_approval(session_id, call_id, tool_name, arguments, reason).insert(db)
 
 
 async def create_approval(
@@ -99,7 +132,7 @@ async def create_approval(
     returns it unchanged; a different one under an existing `call_id` raises
     `ConflictError`."""
     approval = _new_approval(session_id, call_id, tool_name, arguments, reason)
-    await PendingApproval.bulk_create([approval], ignore_conflicts=True, using_db=db)
+    await approval.insert(db)
     stored = await get_approval(db, approval.call_id)
     assert stored is not None
     same = (stored["session_id"], stored["tool_name"], stored["arguments"], stored["reason"]) == (
@@ -123,15 +156,17 @@ async def get_approval(db: DB, call_id: str) -> dict[str, Any] | None:
 async def get_pending_approvals(db: DB, session_id: str) -> list[dict[str, Any]]:
     """The session's approvals still pending, oldest first."""
     session_id = lookup_id(session_id)
-    rows = await (
-        PendingApproval.filter(session_id=session_id, status=ApprovalStatus.PENDING)
-        .using_db(db)
-        .order_by("created_at", "id")
-        .values("call_id", "tool_name", "arguments", "reason", "created_at")
-    )
-    for row in rows:
-        row["created_at"] = as_utc(row["created_at"])
-    return rows
+    _, rows = await db.execute_query(sql(db, _SELECT_PENDING), [session_id])
+    return [
+        {
+            "call_id": call_id,
+            "tool_name": tool_name,
+            "arguments": json_loads(arguments) if isinstance(arguments, str | bytes) else arguments,
+            "reason": reason,
+            "created_at": db_datetime(created_at),
+        }
+        for call_id, tool_name, arguments, reason, created_at in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,58 @@
+"""Sizes and time budgets of the two modes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    mode: str
+    sizes: tuple[int, ...]  # existing messages before a timed save / load
+    save_seconds: float  # timed work per (implementation, N); see stats.Budget
+    load_seconds: float
+    approval_seconds: float
+    warmup: int  # untimed operations before each timed series
+    min_reps: int
+    max_reps: int
+    clients: int  # concurrent clients, each with its own session
+    client_start: int  # messages in each client's session before the run
+    concurrency_seconds: float
+    grace_seconds: float  # after the deadline, how long to wait for an operation in flight
+    http_connections: int
+    http_seconds: float
+
+
+FULL = Config(
+    mode="full",
+    sizes=(10, 100, 1000, 10000),
+    save_seconds=3.0,
+    load_seconds=2.0,
+    approval_seconds=3.0,
+    warmup=3,
+    min_reps=5,
+    max_reps=600,
+    clients=64,
+    client_start=20,
+    concurrency_seconds=10.0,
+    grace_seconds=30.0,
+    http_connections=64,
+    http_seconds=10.0,
+)
+
+SMOKE = Config(
+    mode="smoke",
+    sizes=(10, 100),
+    save_seconds=0.1,
+    load_seconds=0.1,
+    approval_seconds=0.1,
+    warmup=1,
+    min_reps=2,
+    max_reps=5,
+    clients=64,
+    client_start=10,
+    concurrency_seconds=1.5,
+    grace_seconds=10.0,
+    http_connections=64,
+    http_seconds=1.5,
+)

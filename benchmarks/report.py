@@ -1,0 +1,247 @@
+"""Ratios, targets (issue 4) and the printed tables, all from one run's results.
+
+Ratios are cost ratios: `legacy/ours` > 1 means ours is that many times cheaper than the
+legacy design; `ours/floor` is how many times the raw floor's cost ours pays (1 = at the
+floor). For throughput rows the cost of an operation is 1 / (ops/s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+IMPLS = ("legacy", "ours", "floor")
+_LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+def _get(tree: dict[str, Any], *keys: str) -> Any:
+    node: Any = tree
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def ratios(results: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in ("save", "load"):
+        sizes = sorted({n for impl in _get(results, kind) or {} for n in results[kind][impl]})
+        for n in sorted(sizes, key=int):
+            legacy, ours, floor = (_get(results, kind, i, n, "median_ms") for i in IMPLS)
+            out.setdefault(kind, {})[n] = {
+                "legacy_over_ours": _ratio(legacy, ours),
+                "ours_over_floor": _ratio(ours, floor),
+            }
+    if "concurrency" in results:
+        legacy, ours, floor = (_get(results, "concurrency", i, "ops_per_s") for i in IMPLS)
+        out["concurrency"] = {
+            "legacy_over_ours": _ratio(ours, legacy),
+            "ours_over_floor": _ratio(floor, ours),
+        }
+    if "approvals" in results:
+        legacy, ours, floor = (_get(results, "approvals", i, "median_ms") for i in IMPLS)
+        out["approvals"] = {
+            "legacy_over_ours": _ratio(legacy, ours),
+            "ours_over_floor": _ratio(ours, floor),
+        }
+    return out
+
+
+def targets(results: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each PASS / MISS with the measured value (n/a if not run)."""
+    ours_save = _get(results, "save", "ours")
+    conc = _get(results, "concurrency", "ours")
+    growth = None
+    if ours_save and "10" in ours_save and "10000" in ours_save:
+        growth = _ratio(ours_save["10000"]["median_ms"], ours_save["10"]["median_ms"])
+    rows: list[tuple[str, Any, Callable[[float], bool], str]] = [
+        (
+            "save N=1000: >= 20x faster than legacy",
+            _get(rat, "save", "1000", "legacy_over_ours"),
+            lambda v: v >= 20,
+            "x",
+        ),
+        (
+            "save N=1000: within 2x of floor",
+            _get(rat, "save", "1000", "ours_over_floor"),
+            lambda v: v <= 2,
+            "x",
+        ),
+        ("save N=10000 <= 1.5x save N=10 (ours)", growth, lambda v: v <= 1.5, "x"),
+        (
+            "load N=1000: within 1.5x of floor",
+            _get(rat, "load", "1000", "ours_over_floor"),
+            lambda v: v <= 1.5,
+            "x",
+        ),
+        (
+            "load N=1000: >= 2x faster than legacy",
+            _get(rat, "load", "1000", "legacy_over_ours"),
+            lambda v: v >= 2,
+            "x",
+        ),
+        (
+            "64 clients: >= 5x legacy ops/s",
+            _get(rat, "concurrency", "legacy_over_ours"),
+            lambda v: v >= 5,
+            "x",
+        ),
+        (
+            "64 clients: every client progresses",
+            conc["min_client_ops"] if conc else None,
+            lambda v: v >= 1,
+            "ops",
+        ),
+        ("64 clients: p99 < 250 ms", conc["p99_ms"] if conc else None, lambda v: v < 250, "ms"),
+        (
+            "approval save+list: >= 3x legacy",
+            _get(rat, "approvals", "legacy_over_ours"),
+            lambda v: v >= 3,
+            "x",
+        ),
+    ]
+    return [
+        {
+            "target": name,
+            "measured": value,
+            "unit": unit,
+            "status": "n/a" if value is None else ("PASS" if check(value) else "MISS"),
+        }
+        for name, value, check, unit in rows
+    ]
+
+
+def sanity(results: dict[str, Any]) -> list[str]:
+    """Problems that make the numbers meaningless (not timings): ours or the floor not
+    loading back what was saved, not listing an approval, or failing requests."""
+    problems = []
+    for impl in ("ours", "floor"):
+        for n, load in (_get(results, "load", impl) or {}).items():
+            if not load["loads_back_as_saved"]:
+                problems.append(f"{impl}: load at N={n} did not return the saved messages")
+        if _get(results, "approvals", impl, "lists_the_new_approval") is False:
+            problems.append(f"{impl}: approval list did not end with the approval just saved")
+        errors = _get(results, "concurrency", impl, "errors")
+        if errors:
+            first = _get(results, "concurrency", impl, "first_errors")
+            problems.append(f"{impl}: {errors} errors under concurrency, e.g. {first[:1]}")
+    if _get(results, "http", "errors"):
+        problems.append(
+            f"http: {results['http']['errors']} failed requests, e.g. "
+            f"{results['http']['first_errors'][:1]}"
+        )
+    return problems
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
+
+
+def _pair(summary: dict[str, Any] | None, a: str, b: str) -> str:
+    if not summary or summary.get(a) is None:
+        return "-"
+    return f"{_num(summary[a])} | {_num(summary[b])}"
+
+
+def table(backend: str, data: dict[str, Any]) -> str:
+    results, rat = data["results"], data["ratios"]
+    head = f"{'':<28}{'legacy':>16}{'ours':>16}{'floor':>16}{'legacy/ours':>13}{'ours/floor':>12}"
+    title = f"== {_LABELS.get(backend, backend)} {data['version']} (times in ms: median | p99) =="
+    lines = [title, head]
+
+    def row(label: str, cells: list[str], ratio: dict[str, Any] | None) -> None:
+        r = ratio or {}
+        lines.append(
+            f"{label:<28}{cells[0]:>16}{cells[1]:>16}{cells[2]:>16}"
+            f"{_x(r.get('legacy_over_ours')):>13}{_x(r.get('ours_over_floor')):>12}"
+        )
+
+    for kind in ("save", "load"):
+        for n in sorted(rat.get(kind, {}), key=int):
+            cells = [_pair(_get(results, kind, i, n), "median_ms", "p99_ms") for i in IMPLS]
+            row(f"{kind} N={n}", cells, rat[kind][n])
+    for impl in IMPLS:
+        bad = [
+            n
+            for n, r in (_get(results, "load", impl) or {}).items()
+            if not r["loads_back_as_saved"]
+        ]
+        if bad:
+            lines.append(f"{impl} loaded messages out of saved order at N={', '.join(bad)}")
+    conc = results.get("concurrency")
+    if conc:
+        clients = next(iter(conc.values()))["clients"]
+        row(
+            f"{clients} clients ops/s",
+            [_num(_get(conc, i, "ops_per_s")) for i in IMPLS],
+            rat.get("concurrency"),
+        )
+        row(
+            f"{clients} clients p50 | p99",
+            [_pair(conc.get(i), "p50_ms", "p99_ms") for i in IMPLS],
+            None,
+        )
+        row(
+            f"{clients} clients ops min | max",
+            [_pair(conc.get(i), "min_client_ops", "max_client_ops") for i in IMPLS],
+            None,
+        )
+        row(f"{clients} clients errors", [str(_get(conc, i, "errors")) for i in IMPLS], None)
+    if "approvals" in results:
+        cells = [_pair(_get(results, "approvals", i), "median_ms", "p99_ms") for i in IMPLS]
+        row("approval save+list", cells, rat.get("approvals"))
+    http = results.get("http")
+    if http:
+        lines.append(
+            f"HTTP via uvicorn (ours), {http['connections']} connections, POST+GET: "
+            f"{_num(http['requests_per_s'])} req/s, p50 {_num(http['p50_ms'])} ms, "
+            f"p99 {_num(http['p99_ms'])} ms, slowest connection {http['min_connection_ops']} "
+            f"ops, errors {http['errors']}; CPU cores busy: server {_num(http['server_cpu_load'])}"
+            f", load generator {_num(http['client_cpu_load'])}"
+        )
+    lines.append("targets:")
+    for t in data["targets"]:
+        value, unit = t["measured"], t["unit"]
+        if value is None:
+            shown = "not measured"
+        elif unit == "x":
+            shown = f"measured {_x(value)}"
+        else:
+            shown = f"measured {_num(value)} {unit}"
+        lines.append(f"  {t['status']:<5} {t['target']:<42} {shown}")
+    return "\n".join(lines)
+
+
+def machine_line(meta: dict[str, Any]) -> str:
+    m = meta["machine"]
+    pg = meta.get("postgres_version")
+    dirty = " (uncommitted changes)" if m.get("git_dirty") else ""
+    return (
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['platform']}; Python {m['python']}, "
+        f"SQLite {m['sqlite']}"
+        + (f", PostgreSQL {pg}" if pg else "")
+        + f"; git {m.get('git_commit')}{dirty}; mode {meta['mode']}"
+    )
+
+
+LEGEND = (
+    "legacy/ours: times cheaper than the legacy design (>1 = ours faster); ours/floor: "
+    "times the raw-driver floor's cost (1 = at the floor); throughput rows compare 1/(ops/s)."
+)

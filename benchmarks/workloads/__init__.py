@@ -1,0 +1,1 @@
+"""One module per workload group; each returns plain JSON-able dicts."""
