@@ -11,7 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from agent_runtime.services import database
 from benchmarks.data import Message
 
-__all__ = ["Ours"]
+__all__ = ["Ours", "OursAppend"]
 
 
 class Ours:
@@ -51,3 +51,22 @@ class Ours:
 
     async def pending_approvals(self, session_id: str) -> list[dict[str, Any]]:
         return await database.get_pending_approvals(self._db, session_id)
+
+
+class OursAppend:
+    """This project through `append_messages` (beyond the legacy API): the caller sends
+    only the new message. Shares an open `Ours`; used by the conversation workload."""
+
+    name = "ours-append"
+
+    def __init__(self, ours: Ours) -> None:
+        self._ours = ours
+
+    async def seed(self, session_id: str, messages: list[Message]) -> None:
+        await self._ours.seed(session_id, messages)
+
+    async def save(self, session_id: str, messages: list[Message]) -> None:
+        await database.append_messages(self._ours._db, session_id, messages[-1:], datetime.now(UTC))
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        return await self._ours.load(session_id)

@@ -11,14 +11,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from benchmarks import backends, machine, report
 from benchmarks.base import Impl
 from benchmarks.config import FULL, SMOKE, Config
 from benchmarks.floor import make_floor
 from benchmarks.legacy import Legacy
-from benchmarks.ours import Ours
+from benchmarks.ours import Ours, OursAppend
 from benchmarks.workloads import approvals, concurrency, conversation, http
 
 BACKENDS = ("sqlite", "postgres")
@@ -83,7 +83,8 @@ async def _run_backend(
     log = _logger(dbs.backend)
     # Distinct ids per backend, in case anything in the process remembers sessions by id.
     prefix = dbs.backend[:2]
-    impls: list[Impl] = [Legacy(dbs.urls["legacy"]), Ours(dbs.urls["ours"])]
+    ours = Ours(dbs.urls["ours"])
+    impls: list[Impl] = [Legacy(dbs.urls["legacy"]), ours]
     impls.append(make_floor(dbs.urls["floor"]))
     results: dict[str, Any] = {}
     opened: list[Impl] = []
@@ -92,7 +93,8 @@ async def _run_backend(
             await impl.open()
             opened.append(impl)
         if "conversation" in workloads:
-            results.update(await conversation.run(impls, cfg, prefix, log))
+            appending = cast(Impl, OursAppend(ours))
+            results.update(await conversation.run([*impls, appending], cfg, prefix, log))
         if "concurrency" in workloads:
             results["concurrency"] = await concurrency.run(impls, cfg, prefix, log)
         if "approvals" in workloads:

@@ -40,7 +40,7 @@ from agent_runtime.services.approvals import (
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import get_messages_paginated, list_messages
 from agent_runtime.services.retention import cleanup_old_sessions, hard_delete_old_sessions
-from agent_runtime.services.save import save_session
+from agent_runtime.services.save import append_messages, save_session
 from agent_runtime.services.sessions import (
     delete_session,
     get_session,
@@ -108,6 +108,7 @@ class DatabaseService:
     delete_pending_approval = staticmethod(delete_pending_approval)
     update_approval_status = staticmethod(update_approval_status)
     # Beyond the legacy API:
+    append_messages = staticmethod(append_messages)
     get_session = staticmethod(get_session)
     get_session_version = staticmethod(get_session_version)
     list_sessions = staticmethod(list_sessions)

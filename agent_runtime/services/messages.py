@@ -30,6 +30,7 @@ __all__ = [
     "list_messages",
     "message_dict",
     "new_message",
+    "next_position",
     "project",
     "same_as_stored",
     "session_messages",
@@ -63,6 +64,7 @@ _SELECT_STORED = (
     'SELECT role, content, name, tool_call_id, tool_calls, token_count, metadata, "timestamp" '
     'FROM messages WHERE session_id = ? ORDER BY "position"'
 )
+_NEXT_POSITION = 'SELECT COALESCE(MAX("position") + 1, 0) FROM messages WHERE session_id = ?'
 _DELETE_FROM = 'DELETE FROM messages WHERE session_id = ? AND "position" >= ?'
 
 
@@ -81,9 +83,14 @@ class NewMessage:
     projection: dict[str, Any]
 
 
-def new_message(session_id: str, position: int, raw: Any, now: datetime) -> NewMessage:
-    """Validate one caller message (legacy dict shape) into an INSERT row."""
-    where = f"messages[{position}]"
+def new_message(
+    session_id: str, position: int, raw: Any, now: datetime, *, index: int | None = None
+) -> NewMessage:
+    """Validate one caller message (legacy dict shape) into an INSERT row.
+
+    `index` is where the caller has it, when that is not its `position`.
+    """
+    where = f"messages[{position if index is None else index}]"
     if not isinstance(raw, Mapping):
         raise InvalidInputError(f"{where} must be an object, got {type(raw).__name__}")
     role = raw.get("role")
@@ -119,6 +126,11 @@ def new_message(session_id: str, position: int, raw: Any, now: datetime) -> NewM
 async def insert_messages(db: DB, rows: Sequence[NewMessage]) -> None:
     if rows:
         await db.execute_many(sql(db, _INSERT), [list(r.values) for r in rows])
+
+
+async def next_position(db: DB, session_id: str) -> int:
+    _, rows = await db.execute_query(sql(db, _NEXT_POSITION), [session_id])
+    return int(rows[0][0])
 
 
 async def delete_messages_from(db: DB, session_id: str, position: int) -> None:

@@ -25,13 +25,14 @@ from agent_runtime.services.messages import (
     delete_messages_from,
     insert_messages,
     new_message,
+    next_position,
     project,
     same_as_stored,
     stored_messages,
 )
 from agent_runtime.timeutils import parse_datetime, utc_now
 
-__all__ = ["save_session"]
+__all__ = ["append_messages", "save_session"]
 
 TITLE_MAX = 500
 
@@ -79,6 +80,44 @@ def _common_prefix(cached: list[dict[str, Any]], messages: list[Any]) -> int:
     return n
 
 
+def _new_token() -> int:
+    return secrets.randbits(62) + 1  # never the 0 of a session without messages yet
+
+
+def _check_arguments(
+    session_id: Any, messages: Any, last_activity: Any, if_version: Any
+) -> tuple[str, list[Any], datetime]:
+    session_id = require_id(session_id)
+    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
+        raise InvalidInputError("messages must be a list of message objects")
+    if not isinstance(messages, list):
+        messages = list(messages)
+    last_activity = parse_datetime(last_activity, "last_activity")
+    if if_version is not None and (
+        isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 1
+    ):
+        raise PreconditionFailedError(f"version {if_version!r} does not match")
+    return session_id, messages, last_activity
+
+
+async def _open_for_write(
+    conn: DB, session_id: str, now: datetime, last_activity: datetime, if_version: int | None
+) -> dict[str, Any]:
+    """Lock (creating if needed) the session row; check `if_version` against it."""
+    state = await _lock_session(conn, session_id)
+    if state is None:
+        await conn.execute_query(sql(conn, _CREATE), [session_id, now, last_activity])
+        state = await _lock_session(conn, session_id)
+        assert state is not None
+    if if_version is not None and state["version"] != if_version:
+        raise PreconditionFailedError(
+            f"session {session_id!r} does not exist"
+            if state["version"] == 0
+            else f"session {session_id!r} has changed: version {if_version} does not match"
+        )
+    return state
+
+
 async def save_session(
     db: DB,
     session_id: str,
@@ -91,33 +130,15 @@ async def save_session(
 
     Saving a soft-deleted session brings it back: the caller is using it.
     """
-    session_id = require_id(session_id)
-    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
-        raise InvalidInputError("messages must be a list of message objects")
-    if not isinstance(messages, list):
-        messages = list(messages)
-    last_activity = parse_datetime(last_activity, "last_activity")
-    if if_version is not None and (
-        isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 1
-    ):
-        raise PreconditionFailedError(f"version {if_version!r} does not match")
+    session_id, messages, last_activity = _check_arguments(
+        session_id, messages, last_activity, if_version
+    )
     now = utc_now()
-    token = secrets.randbits(62) + 1  # never the 0 of a session without messages yet
+    token = _new_token()
     cached = message_cache.get(session_id)
 
     async with atomic(db) as conn:
-        state = await _lock_session(conn, session_id)
-        if state is None:
-            await conn.execute_query(sql(conn, _CREATE), [session_id, now, last_activity])
-            state = await _lock_session(conn, session_id)
-            assert state is not None
-        if if_version is not None and state["version"] != if_version:
-            raise PreconditionFailedError(
-                f"session {session_id!r} does not exist"
-                if state["version"] == 0
-                else f"session {session_id!r} has changed: version {if_version} does not match"
-            )
-
+        state = await _open_for_write(conn, session_id, now, last_activity, if_version)
         if cached is not None and cached.token == state["messages_token"]:
             stored_count = len(cached.messages)
             keep = _common_prefix(cached.messages, messages)
@@ -143,3 +164,40 @@ async def save_session(
     # back later, this token never reaches the database and the entry is ignored.
     kept.extend(m.projection for m in tail)
     message_cache.put(session_id, token, kept)
+
+
+async def append_messages(
+    db: DB,
+    session_id: str,
+    messages: list[dict[str, Any]],
+    last_activity: datetime,
+    *,
+    if_version: int | None = None,
+) -> None:
+    """Add `messages` after the stored ones (creating the session if needed).
+
+    Beyond the legacy API: the caller sends only the new messages, so the cost
+    does not depend on the length of the conversation at all.
+    """
+    session_id, messages, last_activity = _check_arguments(
+        session_id, messages, last_activity, if_version
+    )
+    now = utc_now()
+    token = _new_token()
+    cached = message_cache.get(session_id)
+
+    async with atomic(db) as conn:
+        state = await _open_for_write(conn, session_id, now, last_activity, if_version)
+        start = await next_position(conn, session_id)
+        tail = [
+            new_message(session_id, start + i, raw, now, index=i) for i, raw in enumerate(messages)
+        ]
+        title = _first_user_title(messages) if state["untitled"] else None
+        await conn.execute_query(sql(conn, _UPDATE), [last_activity, token, title, session_id])
+        await insert_messages(conn, tail)
+
+    if cached is not None and cached.token == state["messages_token"]:
+        cached.messages.extend(m.projection for m in tail)
+        message_cache.put(session_id, token, cached.messages)
+    else:
+        message_cache.discard(session_id)

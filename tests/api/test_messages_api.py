@@ -99,3 +99,29 @@ async def test_bad_paging_is_422(client, long_session, params):
 
 async def test_unknown_session_messages_are_404(client):
     assert (await client.get("/sessions/nope/messages")).status_code == 404
+
+
+async def test_appending_over_http_adds_messages_and_bumps_the_etag(client, long_session):
+    before = (await client.get("/sessions/s1")).headers["etag"]
+
+    response = await client.post(
+        "/sessions/s1/messages", json=[{"role": "assistant", "content": "appended"}]
+    )
+    stale = await client.post(
+        "/sessions/s1/messages",
+        json=[{"role": "user", "content": "x"}],
+        headers={"If-Match": before},
+    )
+
+    assert response.status_code == 200
+    assert response.headers["etag"] != before
+    assert stale.status_code == 412
+    latest = await client.get("/sessions/s1/messages", params={"latest": True, "limit": 1})
+    assert latest.json()["items"] == [{"role": "assistant", "content": "appended", "position": 25}]
+
+
+async def test_appending_invalid_messages_is_422(client, long_session):
+    response = await client.post("/sessions/s1/messages", json=[{"role": "robot"}])
+
+    assert response.status_code == 422
+    assert len((await client.get("/sessions/s1")).json()["messages"]) == 25

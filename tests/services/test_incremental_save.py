@@ -1,4 +1,5 @@
-"""Incremental saves store exactly what the legacy delete-all-and-reinsert save would.
+"""Incremental saves (and appends) store exactly what the legacy
+delete-all-and-reinsert save would.
 
 The reference model is the legacy semantics: after a save, loading the session
 returns the saved list (in the loaded shape). Sequences of saves mix appends,
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent_runtime.errors import InvalidInputError
 from agent_runtime.services import database as svc
 from agent_runtime.services.message_cache import message_cache
 from models import Message
@@ -59,11 +61,17 @@ def edit(draw, current: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @st.composite
-def save_sequences(draw) -> list[tuple[list[dict[str, Any]], bool]]:
+def save_sequences(draw) -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], bool]]:
+    """Steps of (how, what is sent, what should be stored after, cold cache?)."""
     steps, current = [], []
     for _ in range(draw(st.integers(1, 8))):
-        current = draw(edit(current))
-        steps.append(([dict(m) for m in current], draw(st.booleans())))
+        if draw(st.integers(0, 3)) == 0:
+            added = draw(st.lists(message, min_size=1, max_size=3))
+            current = current + added
+            steps.append(("append", [dict(m) for m in added], list(current), draw(st.booleans())))
+        else:
+            current = draw(edit(current))
+            steps.append(("save", [dict(m) for m in current], list(current), draw(st.booleans())))
     return steps
 
 
@@ -87,10 +95,13 @@ def loaded_shape(saved: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @given(steps=save_sequences())
 async def test_any_sequence_of_saves_loads_back_as_replace_all_would(db, steps):
     session_id = f"prop-{uuid.uuid4().hex}"
-    for saved, cold_cache in steps:
+    for how, sent, saved, cold_cache in steps:
         if cold_cache:
             message_cache.discard(session_id)
-        await svc.save_session(db, session_id, saved, NOW)
+        if how == "append":
+            await svc.append_messages(db, session_id, sent, NOW)
+        else:
+            await svc.save_session(db, session_id, sent, NOW)
 
         loaded = await svc.load_session(db, session_id)
         assert loaded["messages"] == loaded_shape(saved)
@@ -155,3 +166,28 @@ async def test_a_write_by_another_process_is_noticed(db):
         {"role": "user", "content": "a"},
         {"role": "user", "content": "c"},
     ]
+
+
+async def test_append_adds_after_the_stored_messages_and_sets_the_title(db):
+    await svc.append_messages(db, "s1", [{"role": "system", "content": "be brief"}], NOW)
+    await svc.append_messages(
+        db,
+        "s1",
+        [{"role": "user", "content": "first question"}, {"role": "assistant", "content": "answer"}],
+        NOW,
+    )
+
+    loaded = await svc.load_session(db, "s1")
+    assert [m["content"] for m in loaded["messages"]] == ["be brief", "first question", "answer"]
+    assert (await svc.get_session(db, "s1"))["title"] == "first question"
+
+
+async def test_invalid_appended_message_changes_nothing(db):
+    await svc.append_messages(db, "s1", [{"role": "user", "content": "kept"}], NOW)
+
+    with pytest.raises(InvalidInputError, match=r"messages\[1\]\.role"):
+        await svc.append_messages(
+            db, "s1", [{"role": "user", "content": "x"}, {"role": "robot"}], NOW
+        )
+
+    assert (await svc.load_session(db, "s1"))["messages"] == [{"role": "user", "content": "kept"}]

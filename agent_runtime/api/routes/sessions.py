@@ -201,6 +201,33 @@ async def list_messages(
     }
 
 
+@router.post("/{session_id}/messages", response_model=StatusRead, responses=_412)
+async def append_messages(
+    session_id: SessionId,
+    messages: Annotated[list[MessageCreate], Body(description="only the new messages")],
+    response: Response,
+    db: DBSession,
+    db_service: DBService,
+    if_match: IfMatch = None,
+) -> dict[str, str]:
+    """Append messages after the stored ones (creating the session if needed): the
+    cost does not grow with the conversation, unlike re-sending the whole list."""
+    expected = None
+    if if_match is not None:
+        expected = resolve_if_match(if_match, await db_service.get_session_version(db, session_id))
+    await db_service.append_messages(
+        db,
+        session_id,
+        [m.model_dump(exclude_none=True) for m in messages],
+        datetime.now(UTC),
+        if_version=expected,
+    )
+    version = await db_service.get_session_version(db, session_id)
+    assert version is not None
+    response.headers["ETag"] = etag(version)
+    return {"status": "saved"}
+
+
 @router.get("/{session_id}/stats", response_model=SessionStatsRead, responses=_404)
 async def get_session_stats(
     session_id: SessionId, db: DBSession, db_service: DBService
