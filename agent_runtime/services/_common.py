@@ -9,7 +9,7 @@ from typing import Any, Literal, overload
 
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 
-from agent_runtime.errors import InvalidInputError
+from agent_runtime.errors import InvalidInputError, PreconditionFailedError
 
 DB = BaseDBAsyncClient  # a Tortoise connection or a transaction on it
 
@@ -112,6 +112,14 @@ def optional_mapping(value: Any, what: str) -> dict[str, Any] | None:
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"{what} must be an object, got {type(value).__name__}")
     return dict(check_json(value, what))
+
+
+def check_version(if_version: Any) -> None:
+    """An `if_version` that no session can have fails as a precondition, not as input."""
+    if if_version is not None and (
+        isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 1
+    ):
+        raise PreconditionFailedError(f"version {if_version!r} does not match")
 
 
 def require_positive_int(value: Any, what: str, *, allow_zero: bool = False) -> int:

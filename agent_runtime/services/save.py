@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from agent_runtime.errors import InvalidInputError, PreconditionFailedError
-from agent_runtime.services._common import DB, atomic, require_id
+from agent_runtime.services._common import DB, atomic, check_version, require_id
 from agent_runtime.services._sql import sql
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import (
@@ -93,10 +93,7 @@ def _check_arguments(
     if not isinstance(messages, list):
         messages = list(messages)
     last_activity = parse_datetime(last_activity, "last_activity")
-    if if_version is not None and (
-        isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 1
-    ):
-        raise PreconditionFailedError(f"version {if_version!r} does not match")
+    check_version(if_version)
     return session_id, messages, last_activity
 
 

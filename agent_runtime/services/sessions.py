@@ -20,6 +20,7 @@ from agent_runtime.services._common import (
     UNSET,
     Unset,
     atomic,
+    check_version,
     lookup_id,
     require_positive_int,
     require_str,
@@ -57,13 +58,6 @@ _SUMMARY_FIELDS = (
     "deleted_at",
     "version",
 )
-
-
-def _check_version(if_version: int | None) -> None:
-    if if_version is not None and (
-        isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 1
-    ):
-        raise PreconditionFailedError(f"version {if_version!r} does not match")
 
 
 async def _conditional_update(
@@ -143,7 +137,7 @@ async def delete_session(
     """Soft delete hides the session; hard delete removes it, its messages,
     context, switches and its tool approvals. False if there was nothing to delete."""
     session_id = lookup_id(session_id)
-    _check_version(if_version)
+    check_version(if_version)
     if soft:
         async with atomic(db) as conn:
             updated = await _conditional_update(
@@ -265,7 +259,7 @@ async def update_session(
         values["title"] = None if value is None else value[:TITLE_MAX]
     if not isinstance(description, Unset):
         values["description"] = require_str(description, "description", optional=True)
-    _check_version(if_version)
+    check_version(if_version)
     async with atomic(db) as conn:
         updated = await _conditional_update(
             conn, session_id, if_version, visible_only=True, **values
