@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         description="Messages of recently saved sessions kept per process, so that a save "
         "writes only what changed without reading the conversation back (0 disables).",
     )
+    db_command_timeout: float = Field(
+        30.0, gt=0, description="PostgreSQL: seconds a statement may take before it fails (503)."
+    )
     host: str = Field("127.0.0.1", description="Address `make run` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `make run` binds to.")
     log_level: str = Field("info", description="uvicorn / service log level.")

@@ -11,4 +11,4 @@ Schemas come from running the real `aerich upgrade`, never generate_schemas.
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.backends", "tests.fixtures.apps"]
+pytest_plugins = ["tests.fixtures.backends", "tests.fixtures.apps", "tests.fixtures.servers"]

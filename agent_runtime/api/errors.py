@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.errors import AgentRuntimeError
 
 __all__ = ["error_response", "install_error_handlers"]
@@ -64,6 +65,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        response = error_response(
+            503, "unavailable", "database unavailable; nothing was saved, retry later"
+        )
+        response.headers["Retry-After"] = "1"
+        return response
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error; nothing was saved")
 

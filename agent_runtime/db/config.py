@@ -19,6 +19,7 @@ def database_url(settings: Settings | None = None, url: str | None = None) -> Da
         pool_min_size=settings.db_pool_min_size,
         pool_max_size=settings.db_pool_max_size,
         connect_timeout=settings.db_connect_timeout,
+        command_timeout=settings.db_command_timeout,
     )
 
 

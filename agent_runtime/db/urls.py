@@ -71,7 +71,12 @@ class DatabaseURL:
 
 
 def parse_db_url(
-    url: str, *, pool_min_size: int = 1, pool_max_size: int = 10, connect_timeout: float = 10.0
+    url: str,
+    *,
+    pool_min_size: int = 1,
+    pool_max_size: int = 10,
+    connect_timeout: float = 10.0,
+    command_timeout: float = 30.0,
 ) -> DatabaseURL:
     """Parse `url`; raise `ConfigurationError` (one line, no password) if unsupported."""
     scheme, sep, _ = url.partition("://")
@@ -84,7 +89,7 @@ def parse_db_url(
         )
     if scheme in _SQLITE_SCHEMES:
         return _parse_sqlite(url)
-    return _parse_postgres(url, pool_min_size, pool_max_size, connect_timeout)
+    return _parse_postgres(url, pool_min_size, pool_max_size, connect_timeout, command_timeout)
 
 
 def _parse_sqlite(url: str) -> DatabaseURL:
@@ -111,7 +116,11 @@ def _parse_sqlite(url: str) -> DatabaseURL:
 
 
 def _parse_postgres(
-    url: str, pool_min_size: int, pool_max_size: int, connect_timeout: float
+    url: str,
+    pool_min_size: int,
+    pool_max_size: int,
+    connect_timeout: float,
+    command_timeout: float,
 ) -> DatabaseURL:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
@@ -131,6 +140,8 @@ def _parse_postgres(
         "minsize": pool_min_size,
         "maxsize": pool_max_size,
         "timeout": connect_timeout,
+        "command_timeout": command_timeout,
+        "application_name": "agent-runtime",
     }
     if "sslmode" in query or "ssl" in query:
         credentials["ssl"] = query.pop("sslmode", None) or query.pop("ssl")

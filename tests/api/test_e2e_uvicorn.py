@@ -7,24 +7,11 @@ run against the served OpenAPI document.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-import pytest
-
-from tests.fixtures.backends import ROOT, Backend
-
-STARTUP_TIMEOUT = 30.0
-SHUTDOWN_TIMEOUT = 10.0
 
 CONVERSATION = [
     {"role": "user", "content": "What's the weather in Paris?"},
@@ -41,110 +28,6 @@ CONVERSATION = [
     },
     {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": "18C, sunny"},
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class LiveServer:
-    """One `uvicorn agent_runtime.main:app` process; its output goes to files."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    stdout: Path
-    stderr: Path
-
-    def output(self) -> str:
-        return (
-            f"--- server stdout ---\n{self.stdout.read_text(errors='replace')}"
-            f"--- server stderr ---\n{self.errors()}"
-        )
-
-    def errors(self) -> str:
-        """uvicorn's and the app's log (tracebacks included); access lines go to stdout."""
-        return self.stderr.read_text(errors="replace")
-
-    def stop(self) -> bool:
-        """SIGTERM (uvicorn's graceful shutdown), kill after SHUTDOWN_TIMEOUT.
-
-        True if the process ended on SIGTERM, after completing the app's shutdown
-        (uvicorn re-raises the signal once it has shut down, so the exit code is -15).
-        """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(SHUTDOWN_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                return False
-        return self.process.returncode in (0, -signal.SIGTERM) and (
-            "Application shutdown complete" in self.errors()
-        )
-
-
-def _start_server(backend: Backend, log_dir: Path) -> LiveServer:
-    port = _free_port()
-    # Only the database URL comes from the test: no API key or other setting leaks in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
-    env["AGENT_RUNTIME__DB_URL"] = backend.url
-    name = f"uvicorn-{port}"
-    stdout, stderr = log_dir / f"{name}.out", log_dir / f"{name}.err"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "agent_runtime.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=err,
-        )
-    server = LiveServer(process, f"http://127.0.0.1:{port}", stdout, stderr)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited with {process.returncode}\n{server.output()}")
-        try:
-            if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    pytest.fail(f"uvicorn not ready within {STARTUP_TIMEOUT:.0f} s\n{server.output()}")
-
-
-@pytest.fixture
-def start_server(backend: Backend, tmp_path: Path) -> Iterator[Callable[[], LiveServer]]:
-    """Starts uvicorn servers on `backend`'s migrated database; all are stopped at teardown."""
-    started: list[LiveServer] = []
-
-    def start() -> LiveServer:
-        server = _start_server(backend, tmp_path)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def server(start_server: Callable[[], LiveServer]) -> LiveServer:
-    """A running uvicorn server, ready (`/health/ready` answered 200); base URL: `server.url`."""
-    return start_server()
 
 
 def test_a_conversation_and_its_approval_survive_a_restart_of_the_server(start_server):

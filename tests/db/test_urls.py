@@ -108,10 +108,15 @@ def test_sqlite_connections_carry_the_design_note_pragmas():
 
 def test_pool_settings_reach_postgres_connections():
     credentials = parse_db_url(
-        "postgresql://u@h/db", pool_min_size=2, pool_max_size=7, connect_timeout=3.5
+        "postgresql://u@h/db",
+        pool_min_size=2,
+        pool_max_size=7,
+        connect_timeout=3.5,
+        command_timeout=12,
     ).credentials
 
-    assert (credentials["minsize"], credentials["maxsize"], credentials["timeout"]) == (2, 7, 3.5)
+    assert (credentials["minsize"], credentials["maxsize"]) == (2, 7)
+    assert (credentials["timeout"], credentials["command_timeout"]) == (3.5, 12)
 
 
 @pytest.mark.parametrize(

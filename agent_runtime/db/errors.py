@@ -1,0 +1,43 @@
+"""Which failures mean "the database is unavailable" (answer 503, retry later)
+rather than "the service has a bug" (500)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import asyncpg
+from tortoise.exceptions import DBConnectionError
+
+__all__ = ["is_database_unavailable"]
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused / reset; also Tortoise's DBConnectionError
+    DBConnectionError,
+    TimeoutError,  # connect or command timeout
+    asyncpg.PostgresConnectionError,  # class 08: connection exceptions
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash, cannot connect now
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.InterfaceError,  # "connection is closed" when the server went away
+)
+_SQLITE_UNAVAILABLE = ("database is locked", "disk i/o error", "unable to open database")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True if `exc`, or an exception it wraps, says the database cannot serve now."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, sqlite3.OperationalError) and any(
+            text in str(current).lower() for text in _SQLITE_UNAVAILABLE
+        ):
+            return True
+        # Tortoise wraps driver errors as OperationalError(original): look inside too.
+        wrapped = current.args[0] if current.args else None
+        if isinstance(wrapped, BaseException) and id(wrapped) not in seen:
+            current = wrapped
+        else:
+            current = current.__cause__ or current.__context__
+    return False
