@@ -37,6 +37,7 @@ def atomic(db: BaseDBAsyncClient) -> TransactionContext:
 # lone UTF-16 surrogate: refuse both up front, the same way on both backends.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_JSON_DEPTH = 64
+ID_MAX = 255  # session and call ids: VARCHAR(255)
 
 
 def check_text(value: str, what: str) -> str:
@@ -79,6 +80,8 @@ def lookup_id(value: Any, what: str = "session_id") -> str:
     """An id to look up: any string that could have been stored."""
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > ID_MAX:
+        raise InvalidInputError(f"{what} is longer than {ID_MAX} characters")
     return check_text(value, what)
 
 
@@ -103,7 +106,7 @@ def require_str(
 
 
 def require_id(value: Any, what: str = "session_id") -> str:
-    return require_str(value, what, max_length=255)
+    return require_str(value, what, max_length=ID_MAX)
 
 
 def optional_mapping(value: Any, what: str) -> dict[str, Any] | None:
