@@ -54,7 +54,23 @@ class Settings(BaseSettings):
     db_command_timeout: float = Field(
         30.0, gt=0, description="PostgreSQL: seconds a statement may take before it fails (503)."
     )
+    retention_idle_hours: float | None = Field(
+        24, ge=0, description="Retention: soft-delete sessions idle longer (empty: skip)."
+    )
+    retention_purge_days: float | None = Field(
+        30, ge=0, description="Retention: hard-delete sessions soft-deleted longer ago."
+    )
+    retention_expire_approvals_hours: float | None = Field(
+        None, ge=0, description="Retention: expire approvals pending longer (empty: never)."
+    )
+    retention_interval_seconds: float = Field(
+        0, ge=0, description="Run the retention policy inside the server this often (0: never)."
+    )
     host: str = Field("127.0.0.1", description="Address `make run` binds to.")
+    workers: int = Field(1, ge=1, description="`agent-runtime serve`: worker processes.")
+    graceful_shutdown_seconds: int = Field(
+        30, ge=1, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
     port: int = Field(8000, ge=1, le=65535, description="Port `make run` binds to.")
     log_level: str = Field("info", description="uvicorn / service log level.")
 

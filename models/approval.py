@@ -12,6 +12,7 @@ class ApprovalStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # set by retention, never by a decision
 
 
 class PendingApproval(Model):

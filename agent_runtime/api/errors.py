@@ -13,11 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.errors import AgentRuntimeError
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["DatabaseUnavailableMiddleware", "error_response", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +65,58 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+_UNAVAILABLE_MESSAGE = "database unavailable; nothing was saved, retry later"
+_RETRY_AFTER_SECONDS = "1"
+
+
+def _unavailable_response() -> JSONResponse:
+    response = error_response(503, "unavailable", _UNAVAILABLE_MESSAGE)
+    response.headers["Retry-After"] = _RETRY_AFTER_SECONDS
+    return response
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     if is_database_unavailable(exc):
         logger.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
-        response = error_response(
-            503, "unavailable", "database unavailable; nothing was saved, retry later"
-        )
-        response.headers["Retry-After"] = "1"
-        return response
+        return _unavailable_response()
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error; nothing was saved")
+
+
+class DatabaseUnavailableMiddleware:
+    """Answers 503 (with `Retry-After`) when a request fails because the database is
+    unavailable, logging one warning line.
+
+    The catch-all `Exception` handler maps these too, but Starlette runs that handler
+    in its outermost middleware and then re-raises, so uvicorn would also log
+    "Exception in ASGI application" with a full traceback for every request refused
+    during an outage (thousands of ERROR tracebacks for a ten-second database restart).
+    This middleware sits inside that one and answers without re-raising. Any other
+    exception, or one raised after the response has started, passes through unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started or not is_database_unavailable(exc):
+                raise
+            logger.warning("database unavailable on %s %s: %r", scope["method"], scope["path"], exc)
+            await _unavailable_response()(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -81,3 +124,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    # Added before any other middleware, so it is the innermost: closest to the routes.
+    app.add_middleware(DatabaseUnavailableMiddleware)

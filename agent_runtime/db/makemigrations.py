@@ -34,10 +34,16 @@ DIALECT_URLS = {
     "postgres": "postgresql://offline@127.0.0.1:9/offline",
 }
 APP = "models"
+_NOTHING = "-- nothing to do on this dialect"
 
 _GENERATE = """
 import asyncio, sys
 from aerich import Command
+from aerich.ddl.sqlite import SqliteDDL
+
+# SQLite keeps no column comments outside its CREATE TABLE text: a comment change
+# (e.g. a new enum member) is nothing to do there, not an error.
+SqliteDDL.set_comment = lambda self, model, field: ""
 from agent_runtime.db.config import tortoise_config
 from agent_runtime.db.urls import parse_db_url
 
@@ -109,6 +115,8 @@ def _generate(dialect: str, location: Path, name: str) -> Path | None:
 
 
 def _tidy(sql: str) -> str:
+    if not sql.strip().strip(";").strip():
+        return ""
     # Aerich indents every statement after the first; keep table bodies' own indentation.
     return "\n".join(
         line.strip() if line.lstrip().startswith(("ALTER ", "CREATE ", "DROP ")) else line
@@ -138,7 +146,11 @@ def merge(files: dict[str, Path]) -> tuple[str, str]:
         downgrade = _tidy(asyncio.run(module.downgrade(None)))
         if not downgrade and files[dialect].name.startswith("0_"):
             downgrade = _drop_tables_sql(upgrade)
-        sql[dialect] = {"upgrade": upgrade, "downgrade": downgrade}
+        # Aerich refuses a downgrade without SQL; a dialect may have nothing to do.
+        sql[dialect] = {
+            "upgrade": upgrade or _NOTHING,
+            "downgrade": downgrade or _NOTHING,
+        }
     name = files["sqlite"].name
     source = _TEMPLATE.format(
         title=name.removesuffix(".py"),

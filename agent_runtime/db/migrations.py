@@ -15,6 +15,7 @@ from tortoise.context import TortoiseContext
 from tortoise.exceptions import OperationalError
 
 from agent_runtime.db.config import APP_LABEL, tortoise_config
+from agent_runtime.db.migration_lock import migration_lock
 from agent_runtime.db.urls import DatabaseURL
 from agent_runtime.errors import SchemaOutOfDateError
 
@@ -76,9 +77,13 @@ async def pending_on_connection(connection: BaseDBAsyncClient) -> list[str]:
 
 
 async def apply_migrations(db: DatabaseURL) -> list[str]:
-    """Apply pending migrations (each in its own transaction); return what ran."""
+    """Apply pending migrations (each in its own transaction); return what ran.
+
+    Safe when several processes start at once: one applies, the others wait for
+    it and then find nothing left to do.
+    """
     db.ensure_sqlite_folder()
-    async with _aerich(tortoise_config(db)) as command:
+    async with migration_lock(db), _aerich(tortoise_config(db)) as command:
         return await command.upgrade(run_in_transaction=True)
 
 

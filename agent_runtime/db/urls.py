@@ -64,6 +64,14 @@ class DatabaseURL:
     def tortoise_connection(self) -> dict[str, Any]:
         return {"engine": self.engine, "credentials": dict(self.credentials)}
 
+    def display(self) -> str:
+        """Where the database is, for messages: never the password."""
+        if self.is_sqlite:
+            return f"sqlite:///{self.credentials['file_path']}"
+        c = self.credentials
+        user = f"{c['user']}@" if c.get("user") else ""
+        return f"postgresql://{user}{c['host']}:{c['port']}/{c['database']}"
+
     def ensure_sqlite_folder(self) -> None:
         """Create the folder of the SQLite file so that the first connect succeeds."""
         if self.sqlite_path is not None:

@@ -1,28 +1,52 @@
-"""Retention: soft-delete idle sessions, remove long-deleted ones."""
+"""Retention: soft-delete idle sessions, remove long-deleted ones, expire old approvals."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import Any
 
 from tortoise.expressions import F
 
 from agent_runtime.services._common import DB, atomic, require_non_negative_number
+from agent_runtime.services.message_cache import message_cache
 from agent_runtime.timeutils import utc_now
-from models import PendingApproval, Session
+from models import ApprovalStatus, PendingApproval, Session
 
-__all__ = ["cleanup_old_sessions", "hard_delete_old_sessions"]
+__all__ = [
+    "RetentionPolicy",
+    "RetentionReport",
+    "cleanup_old_sessions",
+    "expire_pending_approvals",
+    "hard_delete_old_sessions",
+    "run_retention",
+]
 
 _ID_BATCH = 500  # well under SQLite's and PostgreSQL's bound-parameter limits
+
+
+def _idle(hours: float) -> Any:
+    now = utc_now()
+    return Session.filter(deleted_at__isnull=True, last_activity__lt=now - timedelta(hours=hours))
+
+
+def _long_deleted(days: float) -> Any:
+    return Session.filter(deleted_at__lt=utc_now() - timedelta(days=days))
+
+
+def _stale_approvals(hours: float) -> Any:
+    return PendingApproval.filter(
+        status=ApprovalStatus.PENDING, created_at__lt=utc_now() - timedelta(hours=hours)
+    )
 
 
 async def cleanup_old_sessions(db: DB, max_age_hours: float = 24) -> int:
     """Soft-delete sessions idle for longer than `max_age_hours`; return how many."""
     hours = require_non_negative_number(max_age_hours, "max_age_hours")
-    now = utc_now()
-    return await (
-        Session.filter(deleted_at__isnull=True, last_activity__lt=now - timedelta(hours=hours))
+    return (
+        await _idle(hours)
         .using_db(db)
-        .update(deleted_at=now, is_active=False, version=F("version") + 1)
+        .update(deleted_at=utc_now(), is_active=False, version=F("version") + 1)
     )
 
 
@@ -30,14 +54,70 @@ async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
     """Remove sessions soft-deleted more than `days_old` days ago, with their
     messages, contexts and approvals; return how many sessions."""
     days = require_non_negative_number(days_old, "days_old")
-    cutoff = utc_now() - timedelta(days=days)
     async with atomic(db) as conn:
         # Deleted by id: SQLite's change counter would also count cascaded messages.
-        ids = (
-            await Session.filter(deleted_at__lt=cutoff).using_db(conn).values_list("id", flat=True)
-        )
+        ids = await _long_deleted(days).using_db(conn).values_list("id", flat=True)
         for start in range(0, len(ids), _ID_BATCH):
             batch = ids[start : start + _ID_BATCH]
             await PendingApproval.filter(session_id__in=batch).using_db(conn).delete()
             await Session.filter(id__in=batch).using_db(conn).delete()
+    for session_id in ids:
+        message_cache.discard(session_id)
     return len(ids)
+
+
+async def expire_pending_approvals(db: DB, max_age_hours: float) -> int:
+    """Mark approvals pending for longer than `max_age_hours` as `expired`."""
+    hours = require_non_negative_number(max_age_hours, "max_age_hours")
+    return (
+        await _stale_approvals(hours)
+        .using_db(db)
+        .update(status=ApprovalStatus.EXPIRED, decided_at=utc_now(), decided_by="retention")
+    )
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Each limit None: that step is skipped."""
+
+    idle_hours: float | None = 24
+    purge_deleted_after_days: float | None = 30
+    expire_approvals_after_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    soft_deleted: int = 0
+    hard_deleted: int = 0
+    expired_approvals: int = 0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def run_retention(
+    db: DB, policy: RetentionPolicy, *, dry_run: bool = False
+) -> RetentionReport:
+    """Apply `policy` (or, with `dry_run`, count what it would change)."""
+    for name, value in asdict(policy).items():
+        if value is not None:
+            require_non_negative_number(value, name)
+    soft = hard = expired = 0
+    if dry_run:
+        if policy.idle_hours is not None:
+            soft = await _idle(policy.idle_hours).using_db(db).count()
+        if policy.purge_deleted_after_days is not None:
+            hard = await _long_deleted(policy.purge_deleted_after_days).using_db(db).count()
+        if policy.expire_approvals_after_hours is not None:
+            expired = (
+                await _stale_approvals(policy.expire_approvals_after_hours).using_db(db).count()
+            )
+        return RetentionReport(soft, hard, expired, dry_run=True)
+    if policy.idle_hours is not None:
+        soft = await cleanup_old_sessions(db, policy.idle_hours)
+    if policy.purge_deleted_after_days is not None:
+        hard = await hard_delete_old_sessions(db, policy.purge_deleted_after_days)
+    if policy.expire_approvals_after_hours is not None:
+        expired = await expire_pending_approvals(db, policy.expire_approvals_after_hours)
+    return RetentionReport(soft, hard, expired)

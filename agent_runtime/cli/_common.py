@@ -1,0 +1,63 @@
+"""What every command shares: settings, the database, and one-line failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn, TypeVar
+
+import click
+from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from agent_runtime.config import Settings, get_settings
+from agent_runtime.db.config import database_url, tortoise_config
+from agent_runtime.db.errors import is_database_unavailable
+from agent_runtime.db.urls import DatabaseURL
+from agent_runtime.errors import AgentRuntimeError
+
+__all__ = ["connected", "fail", "run", "settings_and_database"]
+
+T = TypeVar("T")
+logger = logging.getLogger("agent_runtime")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Expected failures end with one line on stderr and a non-zero exit code."""
+    click.echo(f"agent-runtime: error: {message}", err=True)
+    sys.exit(code)
+
+
+def settings_and_database(url: str | None = None) -> tuple[Settings, DatabaseURL]:
+    settings = get_settings()
+    try:
+        return settings, database_url(settings, url)
+    except AgentRuntimeError as exc:
+        fail(str(exc))
+
+
+def run(coro: Coroutine[Any, Any, T], database: DatabaseURL | None = None) -> T:
+    """Run `coro`; turn expected failures (bad input, database down) into one line."""
+    try:
+        return asyncio.run(coro)
+    except AgentRuntimeError as exc:
+        fail(str(exc))
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            where = f" at {database.display()}" if database else ""
+            fail(f"cannot reach the database{where}: {type(exc).__name__}: {exc}".strip())
+        raise
+
+
+@asynccontextmanager
+async def connected(database: DatabaseURL) -> AsyncIterator[BaseDBAsyncClient]:
+    """A Tortoise connection for the length of a command."""
+    database.ensure_sqlite_folder()
+    await Tortoise.init(config=tortoise_config(database))
+    try:
+        yield Tortoise.get_connection(database.dialect)
+    finally:
+        await Tortoise.close_connections()

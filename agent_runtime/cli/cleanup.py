@@ -1,0 +1,74 @@
+"""`agent-runtime cleanup`: the retention policy, once."""
+
+from __future__ import annotations
+
+import click
+
+from agent_runtime.cli._common import connected, run, settings_and_database
+from agent_runtime.services.retention import RetentionPolicy, RetentionReport, run_retention
+
+
+@click.command()
+@click.option(
+    "--idle-hours",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Soft-delete sessions idle longer than this (default: setting, 24).",
+)
+@click.option(
+    "--purge-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Hard-delete sessions soft-deleted longer ago than this (default: setting, 30).",
+)
+@click.option(
+    "--expire-approvals-hours",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Mark approvals pending longer than this as expired (default: setting, off).",
+)
+@click.option(
+    "--skip",
+    type=click.Choice(["idle", "purge", "expire"]),
+    multiple=True,
+    help="Skip a step (repeatable).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would change; change nothing.")
+def cleanup(
+    idle_hours: float | None = None,
+    purge_days: float | None = None,
+    expire_approvals_hours: float | None = None,
+    skip: tuple[str, ...] = (),
+    dry_run: bool = False,
+) -> None:
+    """Apply the retention policy: soft-delete idle sessions, hard-delete long-deleted
+    ones (with their messages, contexts and approvals), expire stale approvals."""
+    settings, database = settings_and_database()
+    policy = RetentionPolicy(
+        idle_hours=None
+        if "idle" in skip
+        else (idle_hours if idle_hours is not None else settings.retention_idle_hours),
+        purge_deleted_after_days=None
+        if "purge" in skip
+        else (purge_days if purge_days is not None else settings.retention_purge_days),
+        expire_approvals_after_hours=None
+        if "expire" in skip
+        else (
+            expire_approvals_hours
+            if expire_approvals_hours is not None
+            else settings.retention_expire_approvals_hours
+        ),
+    )
+
+    async def go() -> RetentionReport:
+        async with connected(database) as db:
+            return await run_retention(db, policy, dry_run=dry_run)
+
+    report = run(go(), database)
+    verb = "would" if dry_run else ""
+    click.echo(
+        f"{'dry run: ' if dry_run else ''}"
+        f"{report.soft_deleted} idle session(s) {verb + ' be' if verb else ''} soft-deleted, "
+        f"{report.hard_deleted} session(s) {verb + ' be' if verb else ''} hard-deleted, "
+        f"{report.expired_approvals} approval(s) {verb + ' be' if verb else ''} expired"
+    )
