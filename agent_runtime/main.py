@@ -14,6 +14,7 @@ from agent_runtime.api.errors import install_error_handlers
 from agent_runtime.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware
 from agent_runtime.api.routes import agent_contexts, approvals, health, maintenance, sessions
 from agent_runtime.config import Settings, get_settings
+from agent_runtime.core.retention_task import periodic_retention
 from agent_runtime.db.config import database_url, tortoise_config
 from agent_runtime.db.migrations import ensure_schema
 from agent_runtime.errors import SchemaOutOfDateError
@@ -47,7 +48,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     # RegisterTortoise makes the connections visible to request tasks (global
     # fallback) and closes them at shutdown.
-    async with RegisterTortoise(app, config=tortoise_config(db)):
+    async with (
+        RegisterTortoise(app, config=tortoise_config(db)),
+        periodic_retention(settings, db.dialect),
+    ):
         yield
 
 

@@ -65,10 +65,9 @@ def cleanup(
             return await run_retention(db, policy, dry_run=dry_run)
 
     report = run(go(), database)
-    verb = "would" if dry_run else ""
+    will = "would be " if dry_run else ""
     click.echo(
-        f"{'dry run: ' if dry_run else ''}"
-        f"{report.soft_deleted} idle session(s) {verb + ' be' if verb else ''} soft-deleted, "
-        f"{report.hard_deleted} session(s) {verb + ' be' if verb else ''} hard-deleted, "
-        f"{report.expired_approvals} approval(s) {verb + ' be' if verb else ''} expired"
+        f"{'dry run: ' if dry_run else ''}{report.soft_deleted} idle session(s) "
+        f"{will}soft-deleted, {report.hard_deleted} session(s) {will}hard-deleted, "
+        f"{report.expired_approvals} approval(s) {will}expired"
     )

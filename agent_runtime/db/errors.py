@@ -20,6 +20,11 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,  # "connection is closed" when the server went away
 )
 _SQLITE_UNAVAILABLE = ("database is locked", "disk i/o error", "unable to open database")
+# asyncpg's protocol state machine refusing a query: the server sent an unsolicited
+# error to an idle pooled connection (e.g. FATAL "terminating connection due to
+# administrator command" when PostgreSQL shuts down) and the connection is handed out
+# before its end-of-stream is seen. Nothing was sent to the server.
+_ASYNCPG_BROKEN_CONNECTION = ("cannot switch to state",)
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -32,6 +37,10 @@ def is_database_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(current, sqlite3.OperationalError) and any(
             text in str(current).lower() for text in _SQLITE_UNAVAILABLE
+        ):
+            return True
+        if isinstance(current, asyncpg.exceptions.InternalClientError) and str(current).startswith(
+            _ASYNCPG_BROKEN_CONNECTION
         ):
             return True
         # Tortoise wraps driver errors as OperationalError(original): look inside too.

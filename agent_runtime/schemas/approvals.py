@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ApprovalCreate", "ApprovalDecisionCreate", "ApprovalPageRead", "ApprovalRead"]
 
-Status = Literal["pending", "approved", "rejected", "cancelled"]
+Status = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 
 
 class ApprovalCreate(BaseModel):

@@ -17,11 +17,17 @@ class CleanupCreate(BaseModel):
     purge_deleted_after_days: float | None = Field(
         30, ge=0, le=1e5, description="hard-delete sessions soft-deleted that long ago"
     )
+    expire_approvals_after_hours: float | None = Field(
+        None, ge=0, le=1e6, description="mark approvals pending that long as expired"
+    )
+    dry_run: bool = Field(False, description="count what would change; change nothing")
 
 
 class CleanupRead(BaseModel):
     soft_deleted: int
     hard_deleted: int
+    expired_approvals: int
+    dry_run: bool
 
 
 class LiveRead(BaseModel):

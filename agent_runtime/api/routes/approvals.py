@@ -25,7 +25,7 @@ router = APIRouter(
 )
 _404 = errors({404: "unknown approval"})
 _409 = errors({409: "conflicts with the stored approval"})
-StatusFilter = Literal["pending", "approved", "rejected", "cancelled"]
+StatusFilter = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 
 
 def _approval_key(cursor: str) -> tuple[datetime, int]:

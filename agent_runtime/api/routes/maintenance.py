@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from agent_runtime.api.routes._params import INVALID
-from agent_runtime.core.dependencies import DBService, DBSession
+from agent_runtime.core.dependencies import DBSession
 from agent_runtime.schemas.maintenance import CleanupCreate, CleanupRead
+from agent_runtime.services.retention import RetentionPolicy, run_retention
 
 router = APIRouter(
     prefix="/maintenance",
@@ -16,12 +19,17 @@ router = APIRouter(
 
 
 @router.post("/cleanup", response_model=CleanupRead)
-async def cleanup(policy: CleanupCreate, db: DBSession, db_service: DBService) -> CleanupRead:
-    """Soft-delete sessions idle longer than `idle_hours`, then hard-delete sessions
-    soft-deleted more than `purge_deleted_after_days` ago."""
-    soft = hard = 0
-    if policy.idle_hours is not None:
-        soft = await db_service.cleanup_old_sessions(db, policy.idle_hours)
-    if policy.purge_deleted_after_days is not None:
-        hard = await db_service.hard_delete_old_sessions(db, policy.purge_deleted_after_days)
-    return CleanupRead(soft_deleted=soft, hard_deleted=hard)
+async def cleanup(policy: CleanupCreate, db: DBSession) -> dict[str, Any]:
+    """Soft-delete sessions idle longer than `idle_hours`, hard-delete sessions
+    soft-deleted more than `purge_deleted_after_days` ago, expire approvals pending
+    longer than `expire_approvals_after_hours`; null skips a step."""
+    report = await run_retention(
+        db,
+        RetentionPolicy(
+            idle_hours=policy.idle_hours,
+            purge_deleted_after_days=policy.purge_deleted_after_days,
+            expire_approvals_after_hours=policy.expire_approvals_after_hours,
+        ),
+        dry_run=policy.dry_run,
+    )
+    return report.as_dict()
