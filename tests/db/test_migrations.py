@@ -3,7 +3,6 @@ produce exactly the schema the models describe."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -127,7 +126,9 @@ async def test_downgrade_undoes_every_migration_and_upgrade_reapplies(backend_na
 
 
 def test_models_match_the_last_migration_on_both_dialects(tmp_path):
-    shutil.copytree(ROOT / "migrations", tmp_path / "migrations")
+    shutil.copytree(
+        ROOT / "migrations", tmp_path / "migrations", ignore=shutil.ignore_patterns("__pycache__")
+    )
 
     result = subprocess.run(
         [
@@ -145,7 +146,7 @@ def test_models_match_the_last_migration_on_both_dialects(tmp_path):
     )
 
     assert "No changes detected" in result.stdout
-    assert sorted(os.listdir(tmp_path / "migrations" / "models")) == sorted(
+    assert sorted(p.name for p in (tmp_path / "migrations" / "models").glob("*.py")) == sorted(
         p.name for p in (ROOT / "migrations" / "models").glob("*.py")
     )
 
@@ -156,7 +157,7 @@ async def test_the_next_migration_made_with_the_tool_applies_on_both_backends(
 ):
     project = tmp_path / "project"
     for part in ("agent_runtime", "models", "migrations"):
-        shutil.copytree(ROOT / part, project / part)
+        shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", project)
     session_model = project / "models" / "session.py"
     session_model.write_text(
