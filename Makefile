@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run migrate migration test bench bench-smoke lint format clean
+.PHONY: install run migrate migration test soak bench bench-smoke lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ migration: install
 ## The whole test suite (PostgreSQL tests are skipped, with the reason, if no server is reachable).
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Reliability tests in their soak form: 60 s of load per load test (CI runs a short form).
+soak: install
+	AGENT_RUNTIME_SOAK_SECONDS=60 $(PY) -m pytest tests/reliability
 
 ## Benchmarks: ours vs the legacy SQLAlchemy design vs hand-written SQL, SQLite and PostgreSQL.
 bench: install
