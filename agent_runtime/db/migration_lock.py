@@ -29,16 +29,7 @@ async def migration_lock(db: DatabaseURL) -> AsyncIterator[None]:
         async with _file_lock(db):
             yield
         return
-    c = db.credentials
-    conn = await asyncpg.connect(
-        host=c["host"],
-        port=c["port"],
-        user=c.get("user"),
-        password=c.get("password"),
-        database=c["database"],
-        timeout=c.get("timeout", 10),
-        ssl=c.get("ssl"),
-    )
+    conn = await asyncpg.connect(**db.asyncpg_connect_args())
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:

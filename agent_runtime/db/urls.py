@@ -72,6 +72,19 @@ class DatabaseURL:
         user = f"{c['user']}@" if c.get("user") else ""
         return f"postgresql://{user}{c['host']}:{c['port']}/{c['database']}"
 
+    def asyncpg_connect_args(self) -> dict[str, Any]:
+        """Arguments for a direct `asyncpg.connect()` outside Tortoise's pool."""
+        c = self.credentials
+        return {
+            "host": c["host"],
+            "port": c["port"],
+            "user": c.get("user"),
+            "password": c.get("password"),
+            "database": c["database"],
+            "ssl": c.get("ssl"),
+            "timeout": c.get("timeout", 10),
+        }
+
     def ensure_sqlite_folder(self) -> None:
         """Create the folder of the SQLite file so that the first connect succeeds."""
         if self.sqlite_path is not None:

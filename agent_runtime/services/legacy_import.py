@@ -468,16 +468,9 @@ async def _open_sqlite(database: DatabaseURL) -> LegacySource:
 
 
 async def _open_postgres(database: DatabaseURL) -> LegacySource:
-    c = database.credentials
     try:
         conn = await asyncpg.connect(
-            host=c["host"],
-            port=c["port"],
-            user=c.get("user"),
-            password=c.get("password"),
-            database=c["database"],
-            ssl=c.get("ssl"),
-            timeout=c["timeout"],
+            **database.asyncpg_connect_args(),
             server_settings={
                 "application_name": "agent-runtime import-legacy",
                 "default_transaction_read_only": "on",
