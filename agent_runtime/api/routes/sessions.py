@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.api.conditional import etag, resolve_if_match
 from agent_runtime.api.pagination import decode_cursor, encode_cursor
@@ -22,6 +24,7 @@ from agent_runtime.schemas.sessions import (
     SessionSummaryRead,
     SessionUpdate,
 )
+from agent_runtime.services.database import DatabaseService
 from agent_runtime.timeutils import parse_datetime
 
 router = APIRouter(
@@ -51,6 +54,26 @@ def _position(cursor: str | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError("invalid messages cursor")
     return value
+
+
+async def _write_messages(
+    write: Callable[..., Awaitable[None]],
+    session_id: str,
+    messages: list[MessageCreate],
+    response: Response,
+    db: BaseDBAsyncClient,
+    db_service: DatabaseService,
+    if_match: str | None,
+) -> None:
+    """Save or append, conditional on `If-Match`; the new version goes out as ETag."""
+    expected = None
+    if if_match is not None:
+        expected = resolve_if_match(if_match, await db_service.get_session_version(db, session_id))
+    dumped = [m.model_dump(exclude_none=True) for m in messages]
+    await write(db, session_id, dumped, datetime.now(UTC), if_version=expected)
+    version = await db_service.get_session_version(db, session_id)
+    assert version is not None
+    response.headers["ETag"] = etag(version)
 
 
 @router.get("", response_model=SessionPageRead)
@@ -106,20 +129,8 @@ async def save_session(
 
     With `If-Match`, the save happens only if the session is still at that version.
     """
-    expected = None
-    if if_match is not None:
-        current = await db_service.get_session_version(db, session_id)
-        expected = resolve_if_match(if_match, current)
-    await db_service.save_session(
-        db,
-        session_id,
-        [m.model_dump(exclude_none=True) for m in messages],
-        datetime.now(UTC),
-        if_version=expected,
-    )
-    version = await db_service.get_session_version(db, session_id)
-    assert version is not None
-    response.headers["ETag"] = etag(version)
+    write = db_service.save_session
+    await _write_messages(write, session_id, messages, response, db, db_service, if_match)
     return {"status": "saved"}
 
 
@@ -212,19 +223,8 @@ async def append_messages(
 ) -> dict[str, str]:
     """Append messages after the stored ones (creating the session if needed): the
     cost does not grow with the conversation, unlike re-sending the whole list."""
-    expected = None
-    if if_match is not None:
-        expected = resolve_if_match(if_match, await db_service.get_session_version(db, session_id))
-    await db_service.append_messages(
-        db,
-        session_id,
-        [m.model_dump(exclude_none=True) for m in messages],
-        datetime.now(UTC),
-        if_version=expected,
-    )
-    version = await db_service.get_session_version(db, session_id)
-    assert version is not None
-    response.headers["ETag"] = etag(version)
+    write = db_service.append_messages
+    await _write_messages(write, session_id, messages, response, db, db_service, if_match)
     return {"status": "saved"}
 
 
