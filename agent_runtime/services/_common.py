@@ -38,6 +38,7 @@ def atomic(db: BaseDBAsyncClient) -> TransactionContext:
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_JSON_DEPTH = 64
 ID_MAX = 255  # session and call ids: VARCHAR(255)
+TITLE_MAX = 500  # session titles: VARCHAR(500); longer ones are cut
 
 
 def check_text(value: str, what: str) -> str:

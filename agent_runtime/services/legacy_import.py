@@ -81,7 +81,7 @@ from agent_runtime.errors import (
     InvalidInputError,
     SchemaOutOfDateError,
 )
-from agent_runtime.services._common import DB, ID_MAX, atomic, check_json, check_text
+from agent_runtime.services._common import DB, ID_MAX, TITLE_MAX, atomic, check_json, check_text
 from agent_runtime.services._sql import json_dumps, sql
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.timeutils import parse_datetime
@@ -98,7 +98,6 @@ __all__ = [
     "open_legacy",
 ]
 
-TITLE_MAX = 500
 NAME_MAX = 255
 AGENT_MAX = 100
 INT_MAX = 2**31 - 1

@@ -141,30 +141,29 @@ def _json(value: Any) -> Any:
     return json_loads(value) if isinstance(value, str | bytes) else value
 
 
-def message_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+def loaded_message(
+    role: Any, content: str | None, name: str | None, tool_call_id: str | None, tool_calls: Any
+) -> dict[str, Any]:
     """The legacy message shape: role and content, other keys only when set."""
-    out: dict[str, Any] = {"role": str(row["role"]), "content": row["content"]}
-    for key in ("name", "tool_call_id", "tool_calls"):
-        if row[key] is not None:
-            out[key] = row[key]
+    out: dict[str, Any] = {"role": str(role), "content": content}
+    if name is not None:
+        out["name"] = name
+    if tool_call_id is not None:
+        out["tool_call_id"] = tool_call_id
+    if tool_calls is not None:
+        out["tool_calls"] = _json(tool_calls)
     return out
+
+
+def message_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    return loaded_message(*(row[key] for key in MESSAGE_FIELDS))
 
 
 async def session_messages(db: DB, session_id: str) -> list[dict[str, Any]]:
     """The session's messages in the legacy load shape, in saved order."""
     # Rows as the driver returns them (indexable), without an intermediate dict each.
     _, rows = await db.execute_query(sql(db, _SELECT_LOADED), [session_id])
-    out = []
-    for role, content, name, tool_call_id, tool_calls in rows:
-        message: dict[str, Any] = {"role": role, "content": content}
-        if name is not None:
-            message["name"] = name
-        if tool_call_id is not None:
-            message["tool_call_id"] = tool_call_id
-        if tool_calls is not None:
-            message["tool_calls"] = _json(tool_calls)
-        out.append(message)
-    return out
+    return [loaded_message(*row) for row in rows]
 
 
 async def stored_messages(db: DB, session_id: str) -> list[dict[str, Any]]:

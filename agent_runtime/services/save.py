@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from agent_runtime.errors import InvalidInputError, PreconditionFailedError
-from agent_runtime.services._common import DB, atomic, check_version, require_id
+from agent_runtime.services._common import DB, TITLE_MAX, atomic, check_version, require_id
 from agent_runtime.services._sql import sql
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import (
@@ -34,7 +34,6 @@ from agent_runtime.timeutils import parse_datetime, utc_now
 
 __all__ = ["append_messages", "save_session"]
 
-TITLE_MAX = 500
 
 # PostgreSQL: the row lock serializes concurrent saves of one session. SQLite
 # needs none: its transactions are serialized (BEGIN IMMEDIATE).

@@ -17,6 +17,7 @@ from tortoise.functions import Count, Sum
 from agent_runtime.errors import PreconditionFailedError
 from agent_runtime.services._common import (
     DB,
+    TITLE_MAX,
     UNSET,
     Unset,
     atomic,
@@ -45,7 +46,6 @@ __all__ = [
     "update_session_title",
 ]
 
-TITLE_MAX = 500
 _SELECT_VISIBLE = (
     "SELECT created_at, last_activity FROM sessions WHERE id = ? AND deleted_at IS NULL"
 )
