@@ -10,11 +10,17 @@ leaves a token that cannot match, and the save reads the stored messages instead
 
 from __future__ import annotations
 
+import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CachedMessages", "MessageCache", "message_cache"]
+__all__ = ["CachedMessages", "MessageCache", "message_cache", "new_token"]
+
+
+def new_token() -> int:
+    """A fresh random `messages_token`, identifying one stored message list."""
+    return secrets.randbits(62) + 1  # never the 0 of a session without messages yet
 
 
 @dataclass(frozen=True)

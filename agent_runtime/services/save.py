@@ -12,7 +12,6 @@ tail is validated and written.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from agent_runtime.errors import InvalidInputError, PreconditionFailedError
 from agent_runtime.services._common import DB, TITLE_MAX, atomic, check_version, require_id
 from agent_runtime.services._sql import sql
-from agent_runtime.services.message_cache import message_cache
+from agent_runtime.services.message_cache import message_cache, new_token
 from agent_runtime.services.messages import (
     delete_messages_from,
     insert_messages,
@@ -79,10 +78,6 @@ def _common_prefix(cached: list[dict[str, Any]], messages: list[Any]) -> int:
     return n
 
 
-def _new_token() -> int:
-    return secrets.randbits(62) + 1  # never the 0 of a session without messages yet
-
-
 def _check_arguments(
     session_id: Any, messages: Any, last_activity: Any, if_version: Any
 ) -> tuple[str, list[Any], datetime]:
@@ -130,7 +125,7 @@ async def save_session(
         session_id, messages, last_activity, if_version
     )
     now = utc_now()
-    token = _new_token()
+    token = new_token()
     cached = message_cache.get(session_id)
 
     async with atomic(db) as conn:
@@ -179,7 +174,7 @@ async def append_messages(
         session_id, messages, last_activity, if_version
     )
     now = utc_now()
-    token = _new_token()
+    token = new_token()
     cached = message_cache.get(session_id)
 
     async with atomic(db) as conn:

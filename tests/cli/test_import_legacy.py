@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from agent_runtime.cli import cli
 from agent_runtime.config import get_settings
-from agent_runtime.services import legacy_import
+from agent_runtime.services.legacy_import import importer
 from tests.fixtures.backends import ROOT, TABLES, Backend, Databases
 from tests.fixtures.legacy import (
     LEGACY_PARAMS,
@@ -281,7 +281,7 @@ def test_as_a_process(legacy_db, target, tmp_path):
 
 def test_a_failed_session_gives_the_summary_and_exit_code_1(legacy_db, target, monkeypatch):
     fill(legacy_db, some_sessions)
-    monkeypatch.setattr(legacy_import, "_INSERT_SWITCH", "INSERT INTO no_such_table VALUES (?)")
+    monkeypatch.setattr(importer, "_INSERT_SWITCH", "INSERT INTO no_such_table VALUES (?)")
 
     result = invoke("import-legacy", "--from", legacy_db.url)
 

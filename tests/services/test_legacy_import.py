@@ -13,12 +13,12 @@ import pytest
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.services import database as svc
-from agent_runtime.services import legacy_import
 from agent_runtime.services.approvals import get_approval
 from agent_runtime.services.legacy_import import (
     ImportReport,
     LegacyImportError,
     import_legacy,
+    importer,
     open_legacy,
 )
 from agent_runtime.services.sessions import list_sessions
@@ -530,7 +530,7 @@ async def test_a_failing_session_is_rolled_back_reported_and_retried(db, legacy,
     await legacy.add_switch(context, None, "a", T1)
     # The last write of chat-1 (its switches) fails: nothing of chat-1 may remain.
     monkeypatch.setattr(
-        legacy_import, "_INSERT_SWITCH", "INSERT INTO no_such_table VALUES (?, ?, ?, ?, ?, ?, ?)"
+        importer, "_INSERT_SWITCH", "INSERT INTO no_such_table VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
 
     report = await run_import(db, legacy)
