@@ -18,14 +18,14 @@ install: $(STAMP)
 run: install migrate
 	$(PY) -m agent_runtime
 
-## Apply pending Aerich migrations to AGENT_RUNTIME__DB_URL.
+## Apply pending migrations to AGENT_RUNTIME__DB_URL (under the migration lock).
 migrate: install
-	$(VENV)/bin/aerich upgrade
+	$(VENV)/bin/agent-runtime migrate
 
 ## Generate the next migration for SQLite and PostgreSQL: make migration name=add_something
 migration: install
 	@test -n "$(name)" || (echo "usage: make migration name=<migration_name>" && exit 2)
-	$(PY) -m agent_runtime.db.makemigrations $(name)
+	$(VENV)/bin/agent-runtime makemigrations $(name)
 
 ## The whole test suite (PostgreSQL tests are skipped, with the reason, if no server is reachable).
 test: install

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(
         True,
         description="Apply pending migrations at start-up when the database is SQLite. "
-        "PostgreSQL deployments run `aerich upgrade` as a deploy step instead.",
+        "PostgreSQL deployments run `agent-runtime migrate` as a deploy step instead.",
     )
     db_pool_min_size: int = Field(1, ge=0, description="PostgreSQL pool: minimum connections.")
     db_pool_max_size: int = Field(10, ge=1, description="PostgreSQL pool: maximum connections.")

@@ -7,6 +7,8 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "InvalidInputError",
+    "LegacyImportError",
+    "MigrationFileError",
     "NotFoundError",
     "PreconditionFailedError",
     "SchemaOutOfDateError",
@@ -25,6 +27,13 @@ class ConfigurationError(AgentRuntimeError):
     """The service is misconfigured (bad URL, bad setting); raised at start-up."""
 
     code = "configuration_error"
+
+
+class MigrationFileError(ConfigurationError):
+    """A migration file cannot be applied as is: e.g. it has no SQL for this database's
+    dialect (written by plain `aerich migrate`); nothing was applied."""
+
+    code = "migration_file_error"
 
 
 class SchemaOutOfDateError(AgentRuntimeError):
@@ -63,3 +72,9 @@ class UnavailableError(AgentRuntimeError):
 
     status_code = 503
     code = "unavailable"
+
+
+class LegacyImportError(AgentRuntimeError):
+    """The legacy database cannot be read: bad URL, unreachable, or not a legacy schema."""
+
+    code = "legacy_import_error"

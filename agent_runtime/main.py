@@ -17,7 +17,7 @@ from agent_runtime.config import Settings, get_settings
 from agent_runtime.core.retention_task import periodic_retention
 from agent_runtime.db.config import database_url, tortoise_config
 from agent_runtime.db.migrations import ensure_schema
-from agent_runtime.errors import SchemaOutOfDateError
+from agent_runtime.errors import MigrationFileError, SchemaOutOfDateError
 from agent_runtime.services.message_cache import message_cache
 
 __all__ = ["app", "create_app"]
@@ -39,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     db = app.state.database
     try:
         await ensure_schema(db, auto_migrate=settings.auto_migrate)
-    except SchemaOutOfDateError as exc:
+    except (SchemaOutOfDateError, MigrationFileError) as exc:
         logger.error("%s", exc)
         raise
     if settings.api_key is None:

@@ -30,10 +30,13 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from agent_runtime.cli.check import check
     from agent_runtime.cli.cleanup import cleanup
+    from agent_runtime.cli.makemigrations import makemigrations
     from agent_runtime.cli.migrate import migrate
     from agent_runtime.cli.serve import serve
+    from agent_runtime.cli.shell import shell
+    from agent_runtime.cli.showmigrations import showmigrations
 
-    for command in (serve, migrate, cleanup, check):
+    for command in (serve, migrate, makemigrations, showmigrations, shell, cleanup, check):
         cli.add_command(command)
     try:
         from agent_runtime.cli.import_legacy import import_legacy

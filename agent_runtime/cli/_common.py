@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -19,7 +19,7 @@ from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.db.urls import DatabaseURL
 from agent_runtime.errors import AgentRuntimeError
 
-__all__ = ["connected", "fail", "run", "settings_and_database"]
+__all__ = ["connected", "fail", "one_line_errors", "run", "settings_and_database"]
 
 T = TypeVar("T")
 logger = logging.getLogger("agent_runtime")
@@ -39,10 +39,11 @@ def settings_and_database(url: str | None = None) -> tuple[Settings, DatabaseURL
         fail(str(exc))
 
 
-def run(coro: Coroutine[Any, Any, T], database: DatabaseURL | None = None) -> T:
-    """Run `coro`; turn expected failures (bad input, database down) into one line."""
+@contextmanager
+def one_line_errors(database: DatabaseURL | None = None) -> Iterator[None]:
+    """Turn expected failures (bad input, bad migration file, database down) into one line."""
     try:
-        return asyncio.run(coro)
+        yield
     except AgentRuntimeError as exc:
         fail(str(exc))
     except Exception as exc:
@@ -50,6 +51,12 @@ def run(coro: Coroutine[Any, Any, T], database: DatabaseURL | None = None) -> T:
             where = f" at {database.display()}" if database else ""
             fail(f"cannot reach the database{where}: {type(exc).__name__}: {exc}".strip())
         raise
+
+
+def run(coro: Coroutine[Any, Any, T], database: DatabaseURL | None = None) -> T:
+    """Run `coro`; turn expected failures into one line."""
+    with one_line_errors(database):
+        return asyncio.run(coro)
 
 
 @asynccontextmanager

@@ -6,6 +6,7 @@ from typing import Any
 
 from agent_runtime.config import Settings, get_settings
 from agent_runtime.db.urls import DatabaseURL, parse_db_url
+from agent_runtime.errors import AgentRuntimeError, ConfigurationError
 
 __all__ = ["APP_LABEL", "database_url", "tortoise_config"]  # and the lazy TORTOISE_ORM
 
@@ -43,11 +44,39 @@ def tortoise_config(db: DatabaseURL) -> dict[str, Any]:
     }
 
 
+def _for_aerich() -> dict[str, Any]:
+    """`TORTOISE_ORM`, as the `aerich` command reads it.
+
+    This is the one hook every `aerich` command passes through: it refuses plain
+    `aerich migrate` (one dialect's SQL only) and migration files without this
+    database's SQL, as a ClickException, which the aerich CLI prints as one
+    `Error: ...` line with exit code 1 (anything else would be a traceback).
+    """
+    import asyncclick
+
+    # Imported here: agent_runtime.db.migrations imports this module.
+    from agent_runtime.db.migrations import check_migration_files
+
+    aerich = asyncclick.get_current_context(silent=True)
+    try:
+        if aerich is not None and aerich.invoked_subcommand == "migrate":
+            raise ConfigurationError(
+                "plain `aerich migrate` writes SQL for one dialect only: run "
+                "`agent-runtime makemigrations NAME` (SQLite and PostgreSQL in one file)"
+            )
+        db = database_url()
+        check_migration_files(db.dialect)
+        db.ensure_sqlite_folder()
+    except AgentRuntimeError as exc:
+        if aerich is None:
+            raise
+        raise asyncclick.ClickException(str(exc)) from None
+    return tortoise_config(db)
+
+
 def __getattr__(name: str) -> Any:
     # `TORTOISE_ORM` is computed on access so that importing this module never
     # fails on a bad URL; Aerich reads it through `[tool.aerich]` in pyproject.toml.
     if name == "TORTOISE_ORM":
-        db = database_url()
-        db.ensure_sqlite_folder()
-        return tortoise_config(db)
+        return _for_aerich()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

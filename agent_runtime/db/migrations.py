@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from aerich import Command
+from aerich.models import Aerich
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import OperationalError
+from tortoise.transactions import in_transaction
 
 from agent_runtime.db.config import APP_LABEL, tortoise_config
 from agent_runtime.db.migration_lock import migration_lock
 from agent_runtime.db.urls import DatabaseURL
-from agent_runtime.errors import SchemaOutOfDateError
+from agent_runtime.errors import MigrationFileError, SchemaOutOfDateError
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "MIGRATIONS_DIR_ENV",
+    "MigrationResult",
+    "applied_on_connection",
     "apply_migrations",
+    "check_migration_files",
+    "display_path",
     "ensure_schema",
+    "find_migration",
+    "migrate_to",
     "migration_files",
     "pending_migrations",
     "pending_on_connection",
@@ -30,8 +43,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Tests point every command at a copy of the migrations; nothing else should need it.
+MIGRATIONS_DIR_ENV = "AGENT_RUNTIME_MIGRATIONS_DIR"
 # Absolute, so the service finds its migrations whatever the working directory.
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = Path(
+    os.environ.get(MIGRATIONS_DIR_ENV) or Path(__file__).resolve().parents[2] / "migrations"
+).resolve()
+DIRECTIONS = ("upgrade", "downgrade")
+
+MigrationResult = tuple[list[str], list[str]]  # (applied, unapplied), in the order run
 
 
 @asynccontextmanager
@@ -47,8 +67,87 @@ async def _aerich(config: dict[str, Any]) -> AsyncIterator[Command]:
             await Tortoise.close_connections()
 
 
+def migration_files(directory: Path | None = None) -> list[str]:
+    """Migration file names, oldest first (Aerich orders by the leading number)."""
+    files = ((directory or MIGRATIONS_DIR) / APP_LABEL).glob("*.py")
+    names = [f.name for f in files if f.name.split("_", 1)[0].isdigit()]
+    return sorted(names, key=lambda name: int(name.split("_", 1)[0]))
+
+
+def display_path(path: Path) -> str:
+    """`path` relative to the working directory when under it (as users typed it)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# (path, mtime, size) -> the problem with the file per dialect; the readiness probe
+# checks on every call, and loading every file each time would be wasteful.
+_checked: dict[tuple[Path, int, int], dict[str, str | None]] = {}
+
+
+def _problems(path: Path, dialects: tuple[str, ...]) -> dict[str, str | None]:
+    shown = display_path(path)
+    try:
+        module = _load(path)
+    except Exception as exc:
+        problem = f"{shown} cannot be loaded: {type(exc).__name__}: {exc}"
+        return dict.fromkeys(dialects, problem)
+    sql = getattr(module, "SQL", None)
+    problems: dict[str, str | None] = {}
+    for dialect in dialects:
+        parts = sql.get(dialect) if isinstance(sql, dict) else None
+        if not isinstance(parts, dict):
+            problems[dialect] = (
+                f"{shown} has no SQL for {dialect} (written by plain `aerich migrate`?): "
+                "delete it and run `agent-runtime makemigrations NAME`"
+            )
+            continue
+        missing = [d for d in DIRECTIONS if not _statements(parts.get(d), dialect)]
+        problems[dialect] = (
+            f"{shown} has no {missing[0]} SQL for {dialect}: write it in "
+            f"SQL[{dialect!r}][{missing[0]!r}] (`SELECT 1;` if there is nothing to do)"
+            if missing
+            else None
+        )
+    return problems
+
+
+def _statements(sql: object, dialect: str) -> bool:
+    """Whether `sql` is SQL Aerich can run on `dialect`: text, and on PostgreSQL more
+    than comments (asyncpg fails on an empty query; SQLite takes it as a no-op)."""
+    if not isinstance(sql, str) or not sql.strip():
+        return False
+    if dialect != "postgres":
+        return True
+    return bool(re.sub(r"--[^\n]*|/\*.*?\*/|[\s;]", "", sql, flags=re.DOTALL))
+
+
+def check_migration_files(*dialects: str, directory: Path | None = None) -> None:
+    """Refuse migration files that lack SQL for one of `dialects`.
+
+    Every migration here carries a module-level `SQL = {dialect: {"upgrade": ...,
+    "downgrade": ...}}`. Plain `aerich migrate` writes one dialect's SQL only: applied
+    to the other database it would "succeed" with a wrong schema. Raises
+    `MigrationFileError` naming the first such file, before anything is applied.
+    """
+    folder = (directory or MIGRATIONS_DIR) / APP_LABEL
+    for name in migration_files(directory):
+        path = folder / name
+        stat = path.stat()
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        known = _checked.setdefault(key, {})
+        if unknown := tuple(d for d in dialects if d not in known):
+            known.update(_problems(path, unknown))
+        for dialect in dialects:
+            if problem := known[dialect]:
+                raise MigrationFileError(problem)
+
+
 async def pending_migrations(db: DatabaseURL) -> list[str]:
     """Migration files not yet applied to the database, oldest first."""
+    check_migration_files(db.dialect)
     async with _aerich(tortoise_config(db)) as command:
         try:
             return await command.heads()
@@ -56,23 +155,22 @@ async def pending_migrations(db: DatabaseURL) -> list[str]:
             return await command.history()
 
 
-def migration_files() -> list[str]:
-    """Migration file names, oldest first (Aerich orders by the leading number)."""
-    files = (MIGRATIONS_DIR / APP_LABEL).glob("*.py")
-    names = [f.name for f in files if f.name.split("_", 1)[0].isdigit()]
-    return sorted(names, key=lambda name: int(name.split("_", 1)[0]))
+async def applied_on_connection(connection: BaseDBAsyncClient) -> list[str]:
+    """Versions recorded as applied, in the order they were applied."""
+    try:
+        rows = await connection.execute_query_dict(
+            f"SELECT version FROM aerich WHERE app = '{APP_LABEL}' ORDER BY id"
+        )
+    except OperationalError:  # no `aerich` table: nothing applied
+        return []
+    return [r["version"] for r in rows]
 
 
 async def pending_on_connection(connection: BaseDBAsyncClient) -> list[str]:
     """Like `pending_migrations`, on an open connection and without Aerich's set-up:
-    cheap enough for a readiness probe."""
-    try:
-        rows = await connection.execute_query_dict(
-            "SELECT version FROM aerich WHERE app = 'models'"
-        )
-    except OperationalError:  # no `aerich` table: nothing applied
-        return migration_files()
-    applied = {r["version"] for r in rows}
+    cheap enough for a readiness probe. Raises `MigrationFileError` like it."""
+    check_migration_files(connection.capabilities.dialect)
+    applied = set(await applied_on_connection(connection))
     return [name for name in migration_files() if name not in applied]
 
 
@@ -82,9 +180,68 @@ async def apply_migrations(db: DatabaseURL) -> list[str]:
     Safe when several processes start at once: one applies, the others wait for
     it and then find nothing left to do.
     """
+    check_migration_files(db.dialect)
     db.ensure_sqlite_folder()
     async with migration_lock(db), _aerich(tortoise_config(db)) as command:
         return await command.upgrade(run_in_transaction=True)
+
+
+def find_migration(spec: str) -> str | None:
+    """The migration file `spec` names: its file name, that without `.py`, or its number."""
+    for name in migration_files():
+        number = name.split("_", 1)[0]
+        if spec in (name, name.removesuffix(".py")) or (
+            spec.isdigit() and int(spec) == int(number)
+        ):
+            return name
+    return None
+
+
+async def migrate_to(db: DatabaseURL, target: str | None) -> MigrationResult:
+    """Apply or undo migrations so that `target` (a file name) is the last one applied;
+    `None` undoes them all. Returns (applied, unapplied) in the order run.
+
+    Undoing matches `aerich downgrade`: the later migrations, newest applied first,
+    each in its own transaction that also deletes its `aerich` row. Applying matches
+    `aerich upgrade`, stopping after `target`. Takes the migration lock.
+    """
+    check_migration_files(db.dialect)
+    files = migration_files()
+    keep = files[: files.index(target) + 1] if target else []
+    db.ensure_sqlite_folder()
+    async with migration_lock(db), _aerich(tortoise_config(db)) as command:
+        try:
+            rows = await Aerich.filter(app=APP_LABEL).order_by("-id")
+        except OperationalError:  # an empty database: nothing applied
+            rows = []
+        undo = [row for row in rows if row.version not in keep]
+        if missing := [row.version for row in undo if row.version not in files]:
+            raise MigrationFileError(
+                f"cannot undo {missing[0]}: it is applied but has no file in "
+                f"{display_path(MIGRATIONS_DIR / APP_LABEL)}"
+            )
+        for row in undo:
+            async with in_transaction(db.dialect) as conn:
+                migration = _load(MIGRATIONS_DIR / APP_LABEL / row.version)
+                await conn.execute_script(await migration.downgrade(conn))
+                await row.delete(using_db=conn)
+        applied_before = {row.version for row in rows if row.version in keep}
+        apply = [name for name in keep if name not in applied_before]
+        for name in apply:
+            if getattr(_load(MIGRATIONS_DIR / APP_LABEL / name), "RUN_IN_TRANSACTION", True):
+                async with in_transaction(db.dialect) as conn:
+                    await command._upgrade(conn, name)
+            else:
+                await command._upgrade(Tortoise.get_connection(db.dialect), name)
+        return apply, [row.version for row in undo]
+
+
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_migration_{path.stem}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 async def ensure_schema(db: DatabaseURL, *, auto_migrate: bool) -> None:
@@ -92,7 +249,8 @@ async def ensure_schema(db: DatabaseURL, *, auto_migrate: bool) -> None:
 
     SQLite is the embedded single-host default, so its migrations are applied
     here; PostgreSQL deployments may run several workers, and apply them as a
-    deploy step. Raises `SchemaOutOfDateError` with the command to run.
+    deploy step. Raises `SchemaOutOfDateError` with the command to run, and
+    `MigrationFileError` for a migration file without this dialect's SQL.
     """
     db.ensure_sqlite_folder()
     pending = await pending_migrations(db)
@@ -104,6 +262,6 @@ async def ensure_schema(db: DatabaseURL, *, auto_migrate: bool) -> None:
         return
     raise SchemaOutOfDateError(
         f"database schema is behind: {len(pending)} migration(s) pending "
-        f"({pending[0]} .. {pending[-1]}); run `aerich upgrade` from the project folder "
-        "with the same AGENT_RUNTIME__DB_URL"
+        f"({pending[0]} .. {pending[-1]}); run `agent-runtime migrate` "
+        "(or `aerich upgrade` from the project folder) with the same AGENT_RUNTIME__DB_URL"
     )

@@ -21,7 +21,16 @@ from models import PendingApproval, Session
 from tests.fixtures.backends import BACKENDS, ROOT
 from tests.fixtures.servers import _free_port
 
-COMMANDS = ["serve", "migrate", "cleanup", "check", "import-legacy"]
+COMMANDS = [
+    "serve",
+    "migrate",
+    "makemigrations",
+    "showmigrations",
+    "shell",
+    "cleanup",
+    "check",
+    "import-legacy",
+]
 
 
 def agent_runtime(

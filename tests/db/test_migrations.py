@@ -181,3 +181,69 @@ async def test_the_next_migration_made_with_the_tool_applies_on_both_backends(
     aerich_ok(empty_url, "downgrade", "--yes", cwd=project)
     columns = [c[0] for c in (await schema_of(empty_url))["sessions"]["columns"]]
     assert "probe" not in columns
+
+
+PLAIN_AERICH_FILE = '''from tortoise import BaseDBAsyncClient
+
+RUN_IN_TRANSACTION = True
+
+
+async def upgrade(db: BaseDBAsyncClient) -> str:
+    return """
+        ALTER TABLE "sessions" ADD "probe_at" TIMESTAMP;"""
+
+
+async def downgrade(db: BaseDBAsyncClient) -> str:
+    return """
+        ALTER TABLE "sessions" DROP COLUMN "probe_at";"""
+'''
+
+
+@pytest.fixture
+def migrations_copy(tmp_path, monkeypatch):
+    """The code pointed at a copy of the migrations folder, to add files to."""
+    from agent_runtime.db import migrations
+
+    copy = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(migrations, "MIGRATIONS_DIR", copy)
+    return copy
+
+
+async def test_readiness_is_unavailable_with_a_file_lacking_this_dialects_sql(db, migrations_copy):
+    from agent_runtime.db.migrations import pending_on_connection
+    from agent_runtime.errors import MigrationFileError, UnavailableError
+    from agent_runtime.services.health import readiness
+
+    assert await readiness(db)  # the real migrations: ready
+    (migrations_copy / "models" / "4_20990101000000_probe.py").write_text(PLAIN_AERICH_FILE)
+
+    with pytest.raises(MigrationFileError, match=r"4_20990101000000_probe.py has no SQL for"):
+        await pending_on_connection(db)
+    with pytest.raises(UnavailableError):
+        await readiness(db)
+
+
+def test_postgres_sql_of_comments_only_is_refused_sqlite_takes_it(migrations_copy):
+    from agent_runtime.db.migrations import check_migration_files
+    from agent_runtime.errors import MigrationFileError
+
+    last = (migrations_copy / "models" / sorted_files(migrations_copy)[-1]).read_text()
+    sql = """SQL = {
+    'sqlite': {'upgrade': '-- nothing', 'downgrade': '-- nothing'},
+    'postgres': {'upgrade': '-- nothing\\n;', 'downgrade': 'SELECT 1;'},
+}"""
+    start, end = last.index("SQL = {"), last.index("\n}\n") + 3
+    (migrations_copy / "models" / "4_20990101000000_noop.py").write_text(
+        last[:start] + sql + last[end:]
+    )
+
+    check_migration_files("sqlite")
+    with pytest.raises(MigrationFileError, match=r"has no upgrade SQL for postgres.*SELECT 1;"):
+        check_migration_files("postgres")
+
+
+def sorted_files(migrations) -> list[str]:
+    return sorted(
+        (p.name for p in (migrations / "models").glob("*.py")), key=lambda n: int(n.split("_")[0])
+    )
