@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
 __all__ = [
     "AgentRuntimeError",
     "ConfigurationError",
@@ -13,6 +18,7 @@ __all__ = [
     "PreconditionFailedError",
     "SchemaOutOfDateError",
     "UnavailableError",
+    "validation_details",
 ]
 
 
@@ -44,10 +50,24 @@ class SchemaOutOfDateError(AgentRuntimeError):
 
 
 class InvalidInputError(AgentRuntimeError, ValueError):
-    """A caller passed a value the service refuses; nothing was changed."""
+    """A caller passed a value the service refuses; nothing was changed.
+
+    `details` has the shape of a request validation error's (`loc`, `msg`, `type`
+    per problem), so every 422 has the same body whichever layer refused it.
+    """
 
     status_code = 422
     code = "invalid_input"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or [{"loc": [], "msg": message, "type": "value_error"}]
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, *where: str | int) -> InvalidInputError:
+        """The pydantic errors of a value the caller passed as `where` (e.g. "messages", 3)."""
+        errors = exc.errors()
+        return cls(_describe(errors[0], where), validation_details(errors, prefix=where))
 
 
 class NotFoundError(AgentRuntimeError, LookupError):
@@ -78,3 +98,39 @@ class LegacyImportError(AgentRuntimeError):
     """The legacy database cannot be read: bad URL, unreachable, or not a legacy schema."""
 
     code = "legacy_import_error"
+
+
+def validation_details(
+    errors: Iterable[Mapping[str, Any]], *, prefix: Sequence[str | int] = ()
+) -> list[dict[str, Any]]:
+    """Pydantic / FastAPI validation errors as the error body's `details`."""
+    return [
+        {
+            "loc": [*prefix, *error.get("loc", ())],
+            "msg": str(error.get("msg", "")).removeprefix("Value error, "),
+            "type": error.get("type", ""),
+        }
+        for error in errors
+    ]
+
+
+def _describe(error: Mapping[str, Any], prefix: Sequence[str | int]) -> str:
+    """One pydantic error as a sentence: `messages[5].role 'robot' is not one of ...`."""
+    loc = [*prefix, *error.get("loc", ())]
+    where = "".join(
+        f"[{part}]" if isinstance(part, int) else (f".{part}" if i else str(part))
+        for i, part in enumerate(loc)
+    )
+    kind, ctx = error.get("type"), error.get("ctx") or {}
+    if kind == "value_error":  # our own rules (schemas/types.py) read on: "x contains a NUL"
+        msg = str(error["msg"]).removeprefix("Value error, ")
+    elif kind == "string_too_long":
+        msg = f"is longer than {ctx.get('max_length')} characters"
+    elif kind == "string_too_short" and ctx.get("min_length") == 1:
+        msg = "must not be empty"
+    elif kind in ("enum", "literal_error"):
+        msg = f"{error.get('input')!r:.60} is not one of {ctx.get('expected')}"
+    else:
+        msg = ": " + str(error["msg"])[:1].lower() + str(error["msg"])[1:]
+        return f"{where}{msg}" if where else msg.removeprefix(": ")
+    return f"{where} {msg}" if where else msg

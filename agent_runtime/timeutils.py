@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from agent_runtime.errors import InvalidInputError
 
-__all__ = ["as_utc", "parse_datetime", "utc_now"]
+__all__ = ["as_utc", "parse_datetime", "to_utc_datetime", "utc_now"]
 
 
 def utc_now() -> datetime:
@@ -25,8 +25,8 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def parse_datetime(value: object, what: str) -> datetime:
-    """A datetime from a `datetime` or an ISO 8601 string, as aware UTC."""
+def to_utc_datetime(value: object) -> datetime:
+    """A datetime from a `datetime` or an ISO 8601 string, as aware UTC (ValueError if neither)."""
     if isinstance(value, datetime):
         return as_utc(value)
     if isinstance(value, str):
@@ -34,4 +34,12 @@ def parse_datetime(value: object, what: str) -> datetime:
             return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
         except ValueError:
             pass
-    raise InvalidInputError(f"{what} must be an ISO 8601 datetime, got {value!r}")
+    raise ValueError(f"must be an ISO 8601 datetime, got {value!r}")
+
+
+def parse_datetime(value: object, what: str) -> datetime:
+    """`to_utc_datetime`, refusing other values as invalid input named `what`."""
+    try:
+        return to_utc_datetime(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{what} {exc}") from None

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any
 from tortoise import fields
 from tortoise.models import Model
 
+from models.limits import AGENT_MAX
+
 if TYPE_CHECKING:
     from models.session import Session
 
@@ -16,7 +18,7 @@ class AgentContext(Model):
     session: fields.OneToOneRelation[Session] = fields.OneToOneField(
         "models.Session", related_name="agent_context", on_delete=fields.CASCADE
     )
-    current_agent = fields.CharField(max_length=100)
+    current_agent = fields.CharField(max_length=AGENT_MAX)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
     last_switch_at = fields.DatetimeField(null=True)
@@ -40,8 +42,8 @@ class AgentSwitch(Model):
         "models.AgentContext", related_name="switches", on_delete=fields.CASCADE
     )
     position = fields.IntField()
-    from_agent = fields.CharField(max_length=100, null=True)
-    to_agent = fields.CharField(max_length=100)
+    from_agent = fields.CharField(max_length=AGENT_MAX, null=True)
+    to_agent = fields.CharField(max_length=AGENT_MAX)
     switched_at = fields.DatetimeField()
     reason = fields.TextField(null=True)
     metadata = fields.JSONField[Any](null=True)

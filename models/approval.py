@@ -6,6 +6,8 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
+from models.limits import ENUM_MAX, ID_MAX, NAME_MAX
+
 
 class ApprovalStatus(StrEnum):
     PENDING = "pending"
@@ -13,6 +15,10 @@ class ApprovalStatus(StrEnum):
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     EXPIRED = "expired"  # set by retention, never by a decision
+
+
+# What a person (or the legacy `update_approval_status`) may set.
+DECISIONS = frozenset({ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.CANCELLED})
 
 
 class PendingApproval(Model):
@@ -26,15 +32,17 @@ class PendingApproval(Model):
     """
 
     id = fields.BigIntField(primary_key=True)
-    call_id = fields.CharField(max_length=255, unique=True)
-    session_id = fields.CharField(max_length=255)
-    tool_name = fields.CharField(max_length=255)
+    call_id = fields.CharField(max_length=ID_MAX, unique=True)
+    session_id = fields.CharField(max_length=ID_MAX)
+    tool_name = fields.CharField(max_length=NAME_MAX)
     arguments = fields.JSONField[Any]()
     reason = fields.TextField(null=True)
     created_at = fields.DatetimeField()
-    status = fields.CharEnumField(ApprovalStatus, max_length=50, default=ApprovalStatus.PENDING)
+    status = fields.CharEnumField(
+        ApprovalStatus, max_length=ENUM_MAX, default=ApprovalStatus.PENDING
+    )
     decided_at = fields.DatetimeField(null=True)
-    decided_by = fields.CharField(max_length=255, null=True)
+    decided_by = fields.CharField(max_length=NAME_MAX, null=True)
 
     class Meta:
         table = "pending_approvals"

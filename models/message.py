@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 from tortoise import fields
 from tortoise.models import Model
 
+from models.limits import ENUM_MAX, NAME_MAX
+
 if TYPE_CHECKING:
     from models.session import Session
 
@@ -25,11 +27,11 @@ class Message(Model):
         "models.Session", related_name="messages", on_delete=fields.CASCADE
     )
     position = fields.IntField()
-    role = fields.CharEnumField(MessageRole, max_length=50)
+    role = fields.CharEnumField(MessageRole, max_length=ENUM_MAX)
     content = fields.TextField(null=True)
     timestamp = fields.DatetimeField()
-    name = fields.CharField(max_length=255, null=True)
-    tool_call_id = fields.CharField(max_length=255, null=True)
+    name = fields.CharField(max_length=NAME_MAX, null=True)
+    tool_call_id = fields.CharField(max_length=NAME_MAX, null=True)
     tool_calls = fields.JSONField[Any](null=True)
     token_count = fields.IntField(null=True)
     metadata = fields.JSONField[Any](null=True)

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_runtime.db.errors import is_database_unavailable
-from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.errors import AgentRuntimeError, InvalidInputError, validation_details
 
 __all__ = ["DatabaseUnavailableMiddleware", "error_response", "install_error_handlers"]
 
@@ -37,19 +37,20 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return JSONResponse(status_code=status, content={"error": error})
 
 
+def _domain_error_response(exc: AgentRuntimeError) -> JSONResponse:
+    return error_response(exc.status_code, exc.code, str(exc), getattr(exc, "details", None))
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AgentRuntimeError)
     if exc.status_code >= 500:
         logger.error("%s %s: %s", request.method, request.url.path, exc)
-    return error_response(exc.status_code, exc.code, str(exc))
+    return _domain_error_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in exc.errors()
-    ]
+    details = validation_details(exc.errors())
     return error_response(422, "invalid_input", "request validation failed", details)
 
 
@@ -57,7 +58,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): invalid input.
-        return error_response(422, "invalid_input", "request body could not be decoded")
+        return _domain_error_response(InvalidInputError("request body could not be decoded"))
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     response = error_response(exc.status_code, code, str(exc.detail))
     if exc.headers:

@@ -5,27 +5,56 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_runtime.schemas.types import (
+    AgentName,
+    Count,
+    JSONObject,
+    OptionalAgentName,
+    StorableText,
+    UTCDateTime,
+)
+
 __all__ = [
     "AgentContextCreate",
+    "AgentContextIn",
     "AgentContextListRead",
     "AgentContextRead",
     "AgentSwitchCreate",
+    "AgentSwitchIn",
     "AgentSwitchListRead",
     "AgentSwitchRead",
     "HistoryEntryRead",
 ]
 
 
-class AgentSwitchCreate(BaseModel):
-    """One entry of `agent_history` (the legacy `{from, to, reason, timestamp, metadata}`)."""
+class AgentSwitchIn(BaseModel):
+    """One entry of `agent_history` (the legacy `{from, to, reason, timestamp, metadata}`);
+    the service API validates legacy dicts with it, ignoring other keys as legacy did."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    from_agent: str | None = Field(None, alias="from", max_length=100)
-    to: str = Field(min_length=1, max_length=100)
-    reason: str | None = None
-    timestamp: datetime | None = Field(None, description="default: when saved; naive = UTC")
-    metadata: dict[str, Any] | None = None
+    from_agent: OptionalAgentName | None = Field(None, alias="from")
+    to: AgentName
+    reason: StorableText | None = None
+    timestamp: UTCDateTime | None = Field(None, description="default: when saved; naive = UTC")
+    metadata: JSONObject | None = None
+
+
+class AgentSwitchCreate(AgentSwitchIn):
+    """An `agent_history` entry sent over REST: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentContextIn(BaseModel):
+    """The arguments of `save_agent_context`, as the service API validates them."""
+
+    current_agent: AgentName
+    agent_history: list[AgentSwitchIn]
+    metadata: JSONObject | None
+    created_at: UTCDateTime
+    last_switch_at: UTCDateTime | None
+    switch_count: Count
 
 
 class AgentContextCreate(BaseModel):
@@ -51,12 +80,12 @@ class AgentContextCreate(BaseModel):
         },
     )
 
-    current_agent: str = Field(min_length=1, max_length=100)
+    current_agent: AgentName
     agent_history: list[AgentSwitchCreate] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime | None = Field(None, description="default: now")
-    last_switch_at: datetime | None = None
-    switch_count: int = Field(0, ge=0, le=2**31 - 1)
+    metadata: JSONObject = Field(default_factory=dict)
+    created_at: UTCDateTime | None = Field(None, description="default: now")
+    last_switch_at: UTCDateTime | None = None
+    switch_count: Count = 0
 
 
 class HistoryEntryRead(BaseModel):

@@ -1,18 +1,36 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ApprovalCreate", "ApprovalDecisionCreate", "ApprovalPageRead", "ApprovalRead"]
+from agent_runtime.schemas.types import Decision, Id, JSONObject, Name, RequiredName, StorableText
+from models import ApprovalStatus
 
-Status = Literal["pending", "approved", "rejected", "cancelled", "expired"]
+__all__ = [
+    "ApprovalCreate",
+    "ApprovalDecisionCreate",
+    "ApprovalIn",
+    "ApprovalPageRead",
+    "ApprovalRead",
+]
 
 
-class ApprovalCreate(BaseModel):
+class ApprovalIn(BaseModel):
+    """A tool call to record; the service API validates its arguments with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: Id
+    call_id: Id
+    tool_name: RequiredName
+    arguments: JSONObject = Field(default_factory=dict)
+    reason: StorableText | None = None
+
+
+class ApprovalCreate(ApprovalIn):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -26,12 +44,6 @@ class ApprovalCreate(BaseModel):
         },
     )
 
-    session_id: str = Field(min_length=1, max_length=255)
-    call_id: str = Field(min_length=1, max_length=255)
-    tool_name: str = Field(min_length=1, max_length=255)
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    reason: str | None = None
-
 
 class ApprovalRead(BaseModel):
     call_id: str
@@ -40,7 +52,7 @@ class ApprovalRead(BaseModel):
     arguments: dict[str, Any]
     reason: str | None
     created_at: datetime
-    status: Status
+    status: ApprovalStatus
     decided_at: datetime | None
     decided_by: str | None
 
@@ -51,8 +63,8 @@ class ApprovalDecisionCreate(BaseModel):
         json_schema_extra={"examples": [{"status": "approved", "decided_by": "alice"}]},
     )
 
-    status: Literal["approved", "rejected", "cancelled"]
-    decided_by: str | None = Field(None, max_length=255, description="who decided")
+    status: Decision
+    decided_by: Name | None = Field(None, description="who decided")
 
 
 class ApprovalPageRead(BaseModel):

@@ -5,8 +5,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_runtime.schemas.types import (
+    Count,
+    JSONObject,
+    Name,
+    RequestTitle,
+    RequiredName,
+    StorableJSON,
+    StorableText,
+    UTCDateTime,
+)
+from models import MessageRole
+from models.limits import TITLE_MAX
+
 __all__ = [
     "MessageCreate",
+    "MessageIn",
     "MessageItemRead",
     "MessagePageRead",
     "MessageRead",
@@ -19,34 +33,49 @@ __all__ = [
     "ToolCallFunction",
 ]
 
-Role = Literal["user", "assistant", "system", "tool"]
-
 
 class ToolCallFunction(BaseModel):
     model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, StorableJSON]
 
-    name: str = Field(min_length=1, max_length=255, examples=["get_weather"])
-    arguments: str = Field(examples=['{"city": "Paris"}'])
+    name: RequiredName = Field(examples=["get_weather"])
+    arguments: StorableText = Field(examples=['{"city": "Paris"}'])
 
 
 class ToolCall(BaseModel):
     """A tool call in the OpenAI chat format."""
 
     model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, StorableJSON]
 
-    id: str = Field(min_length=1, max_length=255, examples=["call_1"])
+    id: RequiredName = Field(examples=["call_1"])
     type: Literal["function"] = "function"
     function: ToolCallFunction
 
 
-class MessageCreate(BaseModel):
-    """A chat message as the agent loop sends it (OpenAI chat format).
+class MessageIn(BaseModel):
+    """What a stored message is: the service API validates legacy message dicts with
+    it (other keys are ignored, as the legacy service did)."""
 
-    Unknown keys are ignored, as the legacy service did.
-    """
+    model_config = ConfigDict(extra="ignore")
+
+    role: MessageRole
+    content: StorableText | None = None
+    name: Name | None = None
+    tool_call_id: Name | None = None
+    tool_calls: list[StorableJSON] | None = None
+    token_count: Count | None = None
+    metadata: JSONObject | None = None
+    timestamp: UTCDateTime | None = Field(
+        None, description="When the message was produced; default: when saved. Naive = UTC."
+    )
+
+
+class MessageCreate(MessageIn):
+    """A chat message as the agent loop sends it over REST (OpenAI chat format):
+    `MessageIn`, with tool calls in their OpenAI shape."""
 
     model_config = ConfigDict(
-        extra="ignore",
         json_schema_extra={
             "examples": [
                 {"role": "user", "content": "What's the weather in Paris?"},
@@ -71,22 +100,13 @@ class MessageCreate(BaseModel):
         },
     )
 
-    role: Role
-    content: str | None = None
-    name: str | None = Field(None, max_length=255)
-    tool_call_id: str | None = Field(None, max_length=255)
     tool_calls: list[ToolCall] | None = None
-    token_count: int | None = Field(None, ge=0, le=2**31 - 1)
-    metadata: dict[str, Any] | None = None
-    timestamp: datetime | None = Field(
-        None, description="When the message was produced; default: when saved. Naive = UTC."
-    )
 
 
 class MessageRead(BaseModel):
     """A message as loaded: role and content, other keys only when set."""
 
-    role: Role
+    role: MessageRole
     content: str | None
     name: str | None = None
     tool_call_id: str | None = None
@@ -123,8 +143,8 @@ class SessionUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"title": "Weather in Paris"}]}
     )
 
-    title: str | None = Field(None, max_length=10_000, description="cut to 500 characters")
-    description: str | None = None
+    title: RequestTitle | None = Field(None, description=f"cut to {TITLE_MAX} characters")
+    description: StorableText | None = None
 
 
 class SessionPageRead(BaseModel):

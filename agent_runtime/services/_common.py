@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping
-from typing import Any, Literal, overload
+from typing import Any, cast
 
+from pydantic import TypeAdapter, ValidationError
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 
 from agent_runtime.errors import InvalidInputError, PreconditionFailedError
+from agent_runtime.schemas.types import Id, LookupId
 
 DB = BaseDBAsyncClient  # a Tortoise connection or a transaction on it
 
@@ -33,89 +32,29 @@ def atomic(db: BaseDBAsyncClient) -> TransactionContext:
     return db._in_transaction()
 
 
-# PostgreSQL cannot store NUL in text or JSON, and neither backend can encode a
-# lone UTF-16 surrogate: refuse both up front, the same way on both backends.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-MAX_JSON_DEPTH = 64
-ID_MAX = 255  # session and call ids: VARCHAR(255)
-TITLE_MAX = 500  # session titles: VARCHAR(500); longer ones are cut
+_adapters: dict[Any, TypeAdapter[Any]] = {}
 
 
-def check_text(value: str, what: str) -> str:
-    if _UNSTORABLE.search(value):
-        raise InvalidInputError(
-            f"{what} contains a NUL character or an unpaired surrogate, which cannot be stored"
-        )
-    return value
-
-
-def check_json(value: Any, what: str) -> Any:
-    """`value` if it is JSON data both backends store as given: string keys, finite
-    numbers, storable text, nesting at most MAX_JSON_DEPTH deep."""
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise InvalidInputError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
-        if isinstance(item, str):
-            check_text(item, what)
-        elif item is None or isinstance(item, bool | int):
-            continue
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidInputError(f"{what} contains {item}, which JSON cannot hold")
-        elif isinstance(item, Mapping):
-            for key, val in item.items():
-                if not isinstance(key, str):
-                    raise InvalidInputError(f"{what} has a non-string key {key!r}")
-                check_text(key, what)
-                stack.append((val, depth + 1))
-        elif isinstance(item, list | tuple):
-            stack.extend((val, depth + 1) for val in item)
-        else:
-            raise InvalidInputError(f"{what} must be JSON data, not {type(item).__name__}")
-    return value
+def validate(schema: Any, value: Any, *where: str | int) -> Any:
+    """`value` validated by the pydantic type or model `schema` (see schemas/types.py);
+    `InvalidInputError` naming `where` (e.g. "messages", 3) if it is refused."""
+    adapter = _adapters.get(schema)
+    if adapter is None:
+        adapter = _adapters[schema] = TypeAdapter(schema)
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidInputError.from_validation(exc, *where) from None
 
 
 def lookup_id(value: Any, what: str = "session_id") -> str:
     """An id to look up: any string that could have been stored."""
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
-    if len(value) > ID_MAX:
-        raise InvalidInputError(f"{what} is longer than {ID_MAX} characters")
-    return check_text(value, what)
-
-
-@overload
-def require_str(
-    value: Any, what: str, *, max_length: int | None = None, optional: Literal[False] = False
-) -> str: ...
-@overload
-def require_str(
-    value: Any, what: str, *, max_length: int | None = None, optional: bool
-) -> str | None: ...
-def require_str(
-    value: Any, what: str, *, max_length: int | None = None, optional: bool = False
-) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or (not optional and value == ""):
-        raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}")
-    if max_length is not None and len(value) > max_length:
-        raise InvalidInputError(f"{what} is longer than {max_length} characters")
-    return check_text(value, what)
+    return cast(str, validate(LookupId, value, what))
 
 
 def require_id(value: Any, what: str = "session_id") -> str:
-    return require_str(value, what, max_length=ID_MAX)
-
-
-def optional_mapping(value: Any, what: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(f"{what} must be an object, got {type(value).__name__}")
-    return dict(check_json(value, what))
+    """An id to store: non-empty, at most ID_MAX characters, storable."""
+    return cast(str, validate(Id, value, what))
 
 
 def check_version(if_version: Any) -> None:

@@ -7,17 +7,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from agent_runtime.errors import InvalidInputError
+from agent_runtime.schemas.agent_contexts import AgentContextIn, AgentSwitchIn
 from agent_runtime.services._common import (
     DB,
     atomic,
     lookup_id,
-    optional_mapping,
     require_id,
     require_positive_int,
-    require_str,
+    validate,
 )
-from agent_runtime.timeutils import as_utc, parse_datetime, utc_now
+from agent_runtime.timeutils import as_utc, utc_now
 from models import AgentContext, AgentSwitch, Session
 
 __all__ = [
@@ -30,24 +29,17 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-AGENT_MAX = 100
 
 
-def _new_switch(position: int, raw: Any) -> AgentSwitch:
-    """One legacy history entry `{from, to, reason, timestamp, metadata}` as an unsaved row."""
-    where = f"agent_history[{position}]"
-    if not isinstance(raw, Mapping):
-        raise InvalidInputError(f"{where} must be an object, got {type(raw).__name__}")
-    stamp = raw.get("timestamp")
+def _new_switch(position: int, entry: AgentSwitchIn, now: datetime) -> AgentSwitch:
+    """One history entry as an unsaved row; no timestamp means "when saved"."""
     return AgentSwitch(
         position=position,
-        from_agent=require_str(
-            raw.get("from"), f"{where}.from", max_length=AGENT_MAX, optional=True
-        ),
-        to_agent=require_str(raw.get("to"), f"{where}.to", max_length=AGENT_MAX),
-        switched_at=utc_now() if stamp is None else parse_datetime(stamp, f"{where}.timestamp"),
-        reason=require_str(raw.get("reason"), f"{where}.reason", optional=True),
-        metadata=optional_mapping(raw.get("metadata"), f"{where}.metadata"),
+        from_agent=entry.from_agent,
+        to_agent=entry.to,
+        switched_at=entry.timestamp or now,
+        reason=entry.reason,
+        metadata=entry.metadata,
     )
 
 
@@ -90,29 +82,33 @@ async def put_agent_context(
 ) -> bool:
     """`save_agent_context` that tells whether the session existed (and so was saved)."""
     session_id = require_id(session_id)
-    agent = require_str(current_agent, "current_agent", max_length=AGENT_MAX)
-    if not isinstance(agent_history, Sequence) or isinstance(agent_history, str | bytes):
-        raise InvalidInputError("agent_history must be a list of switch objects")
-    switches = [_new_switch(i, raw) for i, raw in enumerate(agent_history)]
-    meta = optional_mapping(metadata, "metadata")
-    created = parse_datetime(created_at, "created_at")
-    last_switch = (
-        None if last_switch_at is None else parse_datetime(last_switch_at, "last_switch_at")
+    if isinstance(agent_history, Sequence) and not isinstance(agent_history, str | bytes):
+        agent_history = list(agent_history)  # a legacy caller's tuple is a list too
+    context = validate(
+        AgentContextIn,
+        {
+            "current_agent": current_agent,
+            "agent_history": agent_history,
+            "metadata": metadata,
+            "created_at": created_at,
+            "last_switch_at": last_switch_at,
+            "switch_count": switch_count,
+        },
     )
-    count = require_positive_int(switch_count, "switch_count", allow_zero=True)
     now = utc_now()
+    switches = [_new_switch(i, entry, now) for i, entry in enumerate(context.agent_history)]
 
     async with atomic(db) as conn:
-        if not await Session.exists(id=session_id, deleted_at__isnull=True, using_db=conn):
+        if not await Session.visible.filter(id=session_id).using_db(conn).exists():
             logger.warning("save_agent_context: session %r not found; nothing saved", session_id)
             return False
         values = {
-            "current_agent": agent,
-            "created_at": created,
+            "current_agent": context.current_agent,
+            "created_at": context.created_at,
             "updated_at": now,
-            "last_switch_at": last_switch,
-            "switch_count": count,
-            "metadata": meta,
+            "last_switch_at": context.last_switch_at,
+            "switch_count": context.switch_count,
+            "metadata": context.metadata,
         }
         await AgentContext.bulk_create(
             [AgentContext(session_id=session_id, **values)], ignore_conflicts=True, using_db=conn
@@ -146,7 +142,7 @@ def _history_entry(row: Mapping[str, Any]) -> dict[str, Any]:
 async def load_agent_context(db: DB, session_id: str) -> dict[str, Any] | None:
     session_id = lookup_id(session_id)
     context = await (
-        AgentContext.filter(session_id=session_id, session__deleted_at__isnull=True)
+        AgentContext.filter(Session.visible_through("session"), session_id=session_id)
         .using_db(db)
         .first()
         .values("id", "current_agent", "metadata", "created_at", "last_switch_at", "switch_count")
@@ -180,7 +176,7 @@ async def delete_agent_context(db: DB, session_id: str) -> bool:
 async def list_all_contexts(db: DB) -> list[str]:
     """Ids of the (not deleted) sessions that have an agent context."""
     ids = await (
-        AgentContext.filter(session__deleted_at__isnull=True)
+        AgentContext.filter(Session.visible_through("session"))
         .using_db(db)
         .order_by("session_id")
         .values_list("session_id", flat=True)
@@ -196,7 +192,7 @@ async def get_agent_switch_history(
     require_positive_int(limit, "limit")
     rows = await (
         AgentSwitch.filter(
-            context__session_id=session_id, context__session__deleted_at__isnull=True
+            Session.visible_through("context__session"), context__session_id=session_id
         )
         .using_db(db)
         .order_by("-switched_at", "-position")

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from tortoise.expressions import Q
 
-from agent_runtime.errors import ConflictError, InvalidInputError, NotFoundError
-from agent_runtime.services._common import (
-    DB,
-    lookup_id,
-    optional_mapping,
-    require_id,
-    require_positive_int,
-    require_str,
-)
+from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.schemas.approvals import ApprovalIn
+from agent_runtime.schemas.types import Decision, Name
+from agent_runtime.services._common import DB, lookup_id, require_positive_int, validate
 from agent_runtime.services._sql import db_datetime, json_dumps, json_loads, sql
 from agent_runtime.timeutils import as_utc, utc_now
-from models import ApprovalStatus, PendingApproval
+from models import DECISIONS, ApprovalStatus, PendingApproval
+from models.queries import approvals as approvals_sql
 
 __all__ = [
     "DECISION_STATUSES",
@@ -34,9 +30,7 @@ __all__ = [
     "update_approval_status",
 ]
 
-DECISION_STATUSES = frozenset(
-    {ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.CANCELLED}
-)
+DECISION_STATUSES = DECISIONS  # kept for importers of the earlier name
 _FIELDS = (
     "id",
     "call_id",
@@ -51,17 +45,6 @@ _FIELDS = (
 )
 
 
-# Hand-written: approvals are saved and listed on every tool call of the agent loop.
-_INSERT = (
-    "INSERT INTO pending_approvals (call_id, session_id, tool_name, arguments, reason, "
-    "created_at, status) VALUES (?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (call_id) DO NOTHING"
-)
-_SELECT_PENDING = (
-    "SELECT call_id, tool_name, arguments, reason, created_at FROM pending_approvals "
-    "WHERE session_id = ? AND status = 'pending' ORDER BY created_at, id"
-)
-
-
 @dataclass(frozen=True, slots=True)
 class _NewApproval:
     call_id: str
@@ -73,7 +56,7 @@ class _NewApproval:
 
     async def insert(self, db: DB) -> None:
         await db.execute_query(
-            sql(db, _INSERT),
+            sql(db, approvals_sql.INSERT),
             [
                 self.call_id,
                 self.session_id,
@@ -81,6 +64,7 @@ class _NewApproval:
                 json_dumps(self.arguments),
                 self.reason,
                 self.created_at,
+                ApprovalStatus.PENDING.value,
             ],
         )
 
@@ -88,15 +72,11 @@ class _NewApproval:
 def _new_approval(
     session_id: str, call_id: str, tool_name: str, arguments: Any, reason: str | None
 ) -> _NewApproval:
-    args = optional_mapping(arguments, "arguments")
-    return _NewApproval(
-        session_id=require_id(session_id),
-        call_id=require_id(call_id, "call_id"),
-        tool_name=require_str(tool_name, "tool_name", max_length=255),
-        arguments=args if args is not None else {},
-        reason=require_str(reason, "reason", optional=True),
-        created_at=utc_now(),
-    )
+    given = {"session_id": session_id, "call_id": call_id, "tool_name": tool_name}
+    if arguments is not None:  # the legacy service took None for "no arguments"
+        given["arguments"] = arguments
+    approval = validate(ApprovalIn, {**given, "reason": reason})
+    return _NewApproval(**approval.model_dump(), created_at=utc_now())
 
 
 def _read(row: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +136,7 @@ async def get_approval(db: DB, call_id: str) -> dict[str, Any] | None:
 async def get_pending_approvals(db: DB, session_id: str) -> list[dict[str, Any]]:
     """The session's approvals still pending, oldest first."""
     session_id = lookup_id(session_id)
-    _, rows = await db.execute_query(sql(db, _SELECT_PENDING), [session_id])
+    _, rows = await db.execute_query(sql(db, approvals_sql.SELECT_PENDING), [session_id])
     return [
         {
             "call_id": call_id,
@@ -189,9 +169,7 @@ async def list_approvals(
     require_positive_int(limit, "limit")
     query = PendingApproval.all().using_db(db)
     if status is not None:
-        if status not in set(ApprovalStatus):
-            raise InvalidInputError(f"unknown approval status {status!r}")
-        query = query.filter(status=ApprovalStatus(status))
+        query = query.filter(status=validate(ApprovalStatus, status, "status"))
     if session_id is not None:
         query = query.filter(session_id=session_id)
     if after is not None:
@@ -211,10 +189,7 @@ async def delete_pending_approval(db: DB, call_id: str) -> bool:
 
 
 def _decision(status: Any) -> ApprovalStatus:
-    if status not in DECISION_STATUSES:
-        allowed = ", ".join(sorted(DECISION_STATUSES))
-        raise InvalidInputError(f"status must be one of {allowed}, got {status!r}")
-    return ApprovalStatus(status)
+    return cast(ApprovalStatus, validate(Decision, status, "status"))
 
 
 async def update_approval_status(db: DB, call_id: str, status: str) -> bool:
@@ -242,7 +217,7 @@ async def decide_approval(
     """
     call_id = lookup_id(call_id, "call_id")
     decision = _decision(status)
-    by = require_str(decided_by, "decided_by", max_length=255, optional=True)
+    by = validate(Name | None, decided_by, "decided_by")
     updated = (
         await PendingApproval.filter(call_id=call_id, status=ApprovalStatus.PENDING)
         .using_db(db)

@@ -9,17 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from agent_runtime.errors import InvalidInputError
-from agent_runtime.services._common import (
-    DB,
-    check_json,
-    lookup_id,
-    optional_mapping,
-    require_positive_int,
-    require_str,
-)
+from agent_runtime.schemas.sessions import MessageIn
+from agent_runtime.services._common import DB, lookup_id, require_positive_int, validate
 from agent_runtime.services._sql import db_datetime, json_loads, json_or_none, sql
 from agent_runtime.timeutils import parse_datetime
-from models import Message, MessageRole, Session
+from models import Message, Session
+from models.queries import messages as messages_sql
 
 __all__ = [
     "MessagePage",
@@ -37,35 +32,10 @@ __all__ = [
     "stored_messages",
 ]
 
-_ROLES = {r.value for r in MessageRole}
-MESSAGE_FIELDS = ("role", "content", "name", "tool_call_id", "tool_calls")
-# What a message is, as far as storage goes; other keys of a caller's dict are ignored.
-STORED_KEYS = (
-    "role",
-    "content",
-    "name",
-    "tool_call_id",
-    "tool_calls",
-    "token_count",
-    "metadata",
-    "timestamp",
-)
-INT_MAX = 2**31 - 1
-
-_INSERT = (
-    'INSERT INTO messages (session_id, "position", role, content, "timestamp", name, '
-    "tool_call_id, tool_calls, token_count, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SELECT_LOADED = (
-    "SELECT role, content, name, tool_call_id, tool_calls FROM messages "
-    'WHERE session_id = ? ORDER BY "position"'
-)
-_SELECT_STORED = (
-    'SELECT role, content, name, tool_call_id, tool_calls, token_count, metadata, "timestamp" '
-    'FROM messages WHERE session_id = ? ORDER BY "position"'
-)
-_NEXT_POSITION = 'SELECT COALESCE(MAX("position") + 1, 0) FROM messages WHERE session_id = ?'
-_DELETE_FROM = 'DELETE FROM messages WHERE session_id = ? AND "position" >= ?'
+# The loaded shape's fields, and what a message is as far as storage goes (other
+# keys of a caller's dict are ignored): the columns of the hand-written SQL.
+MESSAGE_FIELDS = messages_sql.LOADED_COLUMNS
+STORED_KEYS = messages_sql.STORED_COLUMNS
 
 
 def project(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,51 +60,36 @@ def new_message(
 
     `index` is where the caller has it, when that is not its `position`.
     """
-    where = f"messages[{position if index is None else index}]"
-    if not isinstance(raw, Mapping):
-        raise InvalidInputError(f"{where} must be an object, got {type(raw).__name__}")
-    role = raw.get("role")
-    if role not in _ROLES:
-        raise InvalidInputError(f"{where}.role must be one of {sorted(_ROLES)}, got {role!r}")
-    tool_calls = raw.get("tool_calls")
-    if tool_calls is not None and not isinstance(tool_calls, list):
-        raise InvalidInputError(f"{where}.tool_calls must be a list")
-    check_json(tool_calls, f"{where}.tool_calls")
-    token_count = raw.get("token_count")
-    if token_count is not None:
-        require_positive_int(token_count, f"{where}.token_count", allow_zero=True)
-        if token_count > INT_MAX:
-            raise InvalidInputError(f"{where}.token_count is larger than {INT_MAX}")
-    stamp = raw.get("timestamp")
+    if isinstance(raw, Mapping) and not isinstance(raw, dict):
+        raw = dict(raw)
+    message = validate(MessageIn, raw, "messages", position if index is None else index)
     values = (
         session_id,
         position,
-        str(role),
-        require_str(raw.get("content"), f"{where}.content", optional=True),
-        now if stamp is None else parse_datetime(stamp, f"{where}.timestamp"),
-        require_str(raw.get("name"), f"{where}.name", max_length=255, optional=True),
-        require_str(
-            raw.get("tool_call_id"), f"{where}.tool_call_id", max_length=255, optional=True
-        ),
-        json_or_none(tool_calls),
-        token_count,
-        json_or_none(optional_mapping(raw.get("metadata"), f"{where}.metadata")),
+        message.role.value,
+        message.content,
+        now if message.timestamp is None else message.timestamp,
+        message.name,
+        message.tool_call_id,
+        json_or_none(message.tool_calls),
+        message.token_count,
+        json_or_none(message.metadata),
     )
     return NewMessage(values, project(raw))
 
 
 async def insert_messages(db: DB, rows: Sequence[NewMessage]) -> None:
     if rows:
-        await db.execute_many(sql(db, _INSERT), [list(r.values) for r in rows])
+        await db.execute_many(sql(db, messages_sql.INSERT), [list(r.values) for r in rows])
 
 
 async def next_position(db: DB, session_id: str) -> int:
-    _, rows = await db.execute_query(sql(db, _NEXT_POSITION), [session_id])
+    _, rows = await db.execute_query(sql(db, messages_sql.NEXT_POSITION), [session_id])
     return int(rows[0][0])
 
 
 async def delete_messages_from(db: DB, session_id: str, position: int) -> None:
-    await db.execute_query(sql(db, _DELETE_FROM), [session_id, position])
+    await db.execute_query(sql(db, messages_sql.DELETE_FROM), [session_id, position])
 
 
 def _json(value: Any) -> Any:
@@ -162,13 +117,13 @@ def message_dict(row: Mapping[str, Any]) -> dict[str, Any]:
 async def session_messages(db: DB, session_id: str) -> list[dict[str, Any]]:
     """The session's messages in the legacy load shape, in saved order."""
     # Rows as the driver returns them (indexable), without an intermediate dict each.
-    _, rows = await db.execute_query(sql(db, _SELECT_LOADED), [session_id])
+    _, rows = await db.execute_query(sql(db, messages_sql.SELECT_LOADED), [session_id])
     return [loaded_message(*row) for row in rows]
 
 
 async def stored_messages(db: DB, session_id: str) -> list[dict[str, Any]]:
     """Every stored field of the session's messages, in saved order."""
-    rows = await db.execute_query_dict(sql(db, _SELECT_STORED), [session_id])
+    rows = await db.execute_query_dict(sql(db, messages_sql.SELECT_STORED), [session_id])
     for row in rows:
         row["tool_calls"] = _json(row["tool_calls"])
         row["metadata"] = _json(row["metadata"])
@@ -200,7 +155,7 @@ async def get_messages_paginated(
     require_positive_int(page_size, "page_size")
     session_id = lookup_id(session_id)
     rows = await (
-        Message.filter(session_id=session_id, session__deleted_at__isnull=True)
+        Message.filter(Session.visible_through("session"), session_id=session_id)
         .using_db(db)
         .order_by("position")
         .offset((page - 1) * page_size)
@@ -240,7 +195,7 @@ async def list_messages(
     backward = latest or before is not None
     if backward and after is not None:
         raise InvalidInputError("page forward (after) or backward (before / latest), not both")
-    if not await Session.exists(id=session_id, deleted_at__isnull=True, using_db=db):
+    if not await Session.visible.filter(id=session_id).using_db(db).exists():
         return None
     query = Message.filter(session_id=session_id).using_db(db)
     if before is not None:

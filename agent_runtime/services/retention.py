@@ -27,7 +27,7 @@ _ID_BATCH = 500  # well under SQLite's and PostgreSQL's bound-parameter limits
 
 def _idle(hours: float) -> Any:
     now = utc_now()
-    return Session.filter(deleted_at__isnull=True, last_activity__lt=now - timedelta(hours=hours))
+    return Session.visible.filter(last_activity__lt=now - timedelta(hours=hours))
 
 
 def _long_deleted(days: float) -> Any:

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from agent_runtime.errors import InvalidInputError, PreconditionFailedError
-from agent_runtime.services._common import DB, TITLE_MAX, atomic, check_version, require_id
+from agent_runtime.schemas.types import cut_title
+from agent_runtime.services._common import DB, atomic, check_version, require_id
 from agent_runtime.services._sql import sql
 from agent_runtime.services.message_cache import message_cache, new_token
 from agent_runtime.services.messages import (
@@ -30,27 +31,14 @@ from agent_runtime.services.messages import (
     stored_messages,
 )
 from agent_runtime.timeutils import parse_datetime, utc_now
+from models.queries import sessions as sessions_sql
 
 __all__ = ["append_messages", "save_session"]
 
 
 # PostgreSQL: the row lock serializes concurrent saves of one session. SQLite
 # needs none: its transactions are serialized (BEGIN IMMEDIATE).
-_LOCK = {
-    "postgres": "SELECT version, messages_token, title IS NULL AS untitled FROM sessions "
-    "WHERE id = ? FOR UPDATE",
-    "sqlite": "SELECT version, messages_token, title IS NULL AS untitled FROM sessions "
-    "WHERE id = ?",
-}
-_CREATE = (
-    "INSERT INTO sessions (id, title, description, created_at, last_activity, is_active, "
-    "deleted_at, version, messages_token) VALUES (?, NULL, NULL, ?, ?, TRUE, NULL, 0, 0) "
-    "ON CONFLICT (id) DO NOTHING"
-)
-_UPDATE = (
-    "UPDATE sessions SET last_activity = ?, deleted_at = NULL, is_active = TRUE, "
-    "version = version + 1, messages_token = ?, title = COALESCE(title, ?) WHERE id = ?"
-)
+_LOCK = {"postgres": sessions_sql.LOCK_FOR_UPDATE, "sqlite": sessions_sql.LOCK}
 
 
 async def _lock_session(conn: DB, session_id: str) -> dict[str, Any] | None:
@@ -61,7 +49,7 @@ async def _lock_session(conn: DB, session_id: str) -> dict[str, Any] | None:
 def _first_user_title(messages: Sequence[Any]) -> str | None:
     for message in messages:
         if message.get("role") == "user" and message.get("content"):
-            return str(message["content"])[:TITLE_MAX]
+            return cut_title(str(message["content"]))
     return None
 
 
@@ -97,7 +85,9 @@ async def _open_for_write(
     """Lock (creating if needed) the session row; check `if_version` against it."""
     state = await _lock_session(conn, session_id)
     if state is None:
-        await conn.execute_query(sql(conn, _CREATE), [session_id, now, last_activity])
+        await conn.execute_query(
+            sql(conn, sessions_sql.CREATE_EMPTY), [session_id, now, last_activity]
+        )
         state = await _lock_session(conn, session_id)
         assert state is not None
     if if_version is not None and state["version"] != if_version:
@@ -146,7 +136,9 @@ async def save_session(
 
         tail = [new_message(session_id, i, messages[i], now) for i in range(keep, len(messages))]
         title = _first_user_title(messages) if state["untitled"] else None
-        await conn.execute_query(sql(conn, _UPDATE), [last_activity, token, title, session_id])
+        await conn.execute_query(
+            sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
+        )
         if keep < stored_count:
             await delete_messages_from(conn, session_id, keep)
         await insert_messages(conn, tail)
@@ -184,7 +176,9 @@ async def append_messages(
             new_message(session_id, start + i, raw, now, index=i) for i, raw in enumerate(messages)
         ]
         title = _first_user_title(messages) if state["untitled"] else None
-        await conn.execute_query(sql(conn, _UPDATE), [last_activity, token, title, session_id])
+        await conn.execute_query(
+            sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
+        )
         await insert_messages(conn, tail)
 
     if cached is not None and cached.token == state["messages_token"]:

@@ -15,22 +15,23 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count, Sum
 
 from agent_runtime.errors import PreconditionFailedError
+from agent_runtime.schemas.types import StorableText, Title
 from agent_runtime.services._common import (
     DB,
-    TITLE_MAX,
     UNSET,
     Unset,
     atomic,
     check_version,
     lookup_id,
     require_positive_int,
-    require_str,
+    validate,
 )
 from agent_runtime.services._sql import db_datetime, sql
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import session_messages
 from agent_runtime.timeutils import as_utc, utc_now
 from models import Message, PendingApproval, Session
+from models.queries import sessions as sessions_sql
 
 __all__ = [
     "SessionPage",
@@ -46,9 +47,6 @@ __all__ = [
     "update_session_title",
 ]
 
-_SELECT_VISIBLE = (
-    "SELECT created_at, last_activity FROM sessions WHERE id = ? AND deleted_at IS NULL"
-)
 _SUMMARY_FIELDS = (
     "id",
     "title",
@@ -64,9 +62,7 @@ async def _conditional_update(
     conn: DB, session_id: str, if_version: int | None, *, visible_only: bool, **values: Any
 ) -> int:
     """Update the session and bump its version; 412 if `if_version` does not match."""
-    query = Session.filter(id=session_id).using_db(conn)
-    if visible_only:
-        query = query.filter(deleted_at__isnull=True)
+    query = (Session.visible if visible_only else Session).filter(id=session_id).using_db(conn)
     if if_version is not None:
         query = query.filter(version=if_version)
     updated = await query.update(version=F("version") + 1, **values)
@@ -83,7 +79,7 @@ async def _conditional_update(
 
 async def load_session(db: DB, session_id: str) -> dict[str, Any] | None:
     session_id = lookup_id(session_id)
-    _, rows = await db.execute_query(sql(db, _SELECT_VISIBLE), [session_id])
+    _, rows = await db.execute_query(sql(db, sessions_sql.SELECT_VISIBLE), [session_id])
     if not rows:
         return None
     created_at, last_activity = rows[0]
@@ -99,10 +95,7 @@ async def get_session_version(db: DB, session_id: str) -> int | None:
     """The version of a visible session (its ETag), or None."""
     session_id = lookup_id(session_id)
     version = await (
-        Session.filter(id=session_id, deleted_at__isnull=True)
-        .using_db(db)
-        .first()
-        .values_list("version", flat=True)
+        Session.visible.filter(id=session_id).using_db(db).first().values_list("version", flat=True)
     )
     return cast("int | None", version)
 
@@ -122,12 +115,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
 async def get_session(db: DB, session_id: str) -> dict[str, Any] | None:
     """Session fields without messages, or None if unknown or deleted."""
     session_id = lookup_id(session_id)
-    row = await (
-        Session.filter(id=session_id, deleted_at__isnull=True)
-        .using_db(db)
-        .first()
-        .values(*_SUMMARY_FIELDS)
-    )
+    row = await Session.visible.filter(id=session_id).using_db(db).first().values(*_SUMMARY_FIELDS)
     return _summary(row) if row else None
 
 
@@ -168,9 +156,7 @@ async def delete_session(
 
 async def list_all_sessions(db: DB, include_deleted: bool = False) -> list[str]:
     """Session ids, most recently active first."""
-    query = Session.all().using_db(db)
-    if not include_deleted:
-        query = query.filter(deleted_at__isnull=True)
+    query = (Session.all() if include_deleted else Session.visible.all()).using_db(db)
     ids = await query.order_by("-last_activity", "id").values_list("id", flat=True)
     return [str(i) for i in ids]
 
@@ -190,9 +176,7 @@ async def list_sessions(
 ) -> SessionPage:
     """A keyset page of sessions, most recently active first (ties by id)."""
     require_positive_int(limit, "limit")
-    query = Session.all().using_db(db)
-    if not include_deleted:
-        query = query.filter(deleted_at__isnull=True)
+    query = (Session.all() if include_deleted else Session.visible.all()).using_db(db)
     if after is not None:
         last_activity, last_id = as_utc(after[0]), lookup_id(after[1], "cursor")
         query = query.filter(
@@ -208,7 +192,7 @@ async def list_sessions(
 async def get_session_stats(db: DB, session_id: str) -> dict[str, Any] | None:
     session_id = lookup_id(session_id)
     session = await (
-        Session.filter(id=session_id, deleted_at__isnull=True)
+        Session.visible.filter(id=session_id)
         .using_db(db)
         .first()
         .values("created_at", "last_activity")
@@ -248,17 +232,16 @@ async def update_session(
     description: str | Unset | None = UNSET,
     if_version: int | None = None,
 ) -> bool:
-    """Set title (cut to 500 characters) and/or description of a visible session.
+    """Set title (cut to TITLE_MAX characters) and/or description of a visible session.
 
     False if the session is unknown or deleted.
     """
     session_id = lookup_id(session_id)
     values: dict[str, Any] = {}
     if not isinstance(title, Unset):
-        value = require_str(title, "title", optional=True)
-        values["title"] = None if value is None else value[:TITLE_MAX]
+        values["title"] = validate(Title | None, title, "title")
     if not isinstance(description, Unset):
-        values["description"] = require_str(description, "description", optional=True)
+        values["description"] = validate(StorableText | None, description, "description")
     check_version(if_version)
     async with atomic(db) as conn:
         updated = await _conditional_update(
@@ -268,7 +251,7 @@ async def update_session(
 
 
 async def update_session_title(db: DB, session_id: str, title: str) -> bool:
-    """Set the title (cut to 500 characters); False if the session is unknown or deleted."""
+    """Set the title (cut to TITLE_MAX characters); False if the session is unknown or deleted."""
     return await update_session(db, session_id, title=title)
 
 

@@ -18,6 +18,7 @@ from agent_runtime.db.config import tortoise_config
 from agent_runtime.db.migrations import migration_files
 from agent_runtime.services import database as svc
 from models import PendingApproval, Session
+from tests.cli.helpers import agent_runtime
 from tests.fixtures.backends import BACKENDS, ROOT
 from tests.fixtures.servers import _free_port
 
@@ -31,22 +32,6 @@ COMMANDS = [
     "check",
     "import-legacy",
 ]
-
-
-def agent_runtime(
-    *args: str, url: str, timeout: float = 120, **env: str
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
-    environment.update({"AGENT_RUNTIME__DB_URL": url, **env})
-    return subprocess.run(
-        [sys.executable, "-m", "agent_runtime", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture(params=BACKENDS)

@@ -4,9 +4,6 @@ into the service's database on both backends; progress, summary, one-line errors
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,7 +14,8 @@ from click.testing import CliRunner, Result
 from agent_runtime.cli import cli
 from agent_runtime.config import get_settings
 from agent_runtime.services.legacy_import import importer
-from tests.fixtures.backends import ROOT, TABLES, Backend, Databases
+from tests.cli.helpers import agent_runtime
+from tests.fixtures.backends import TABLES, Backend, Databases
 from tests.fixtures.legacy import (
     LEGACY_PARAMS,
     LegacyConnection,
@@ -248,26 +246,12 @@ def test_unreachable_target_fails_with_one_line(monkeypatch, tmp_path):
     get_settings.cache_clear()
 
 
-def run_command(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
-    environment["AGENT_RUNTIME__DB_URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "agent_runtime", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_as_a_process(legacy_db, target, tmp_path):
     """The real command: exit codes, stderr progress, stdout summary, no traceback."""
     fill(legacy_db, some_sessions)
 
-    done = run_command("import-legacy", "--from", legacy_db.url, url=target)
-    missing = run_command("import-legacy", "--from", f"sqlite:///{tmp_path}/nope.db", url=target)
+    done = agent_runtime("import-legacy", "--from", legacy_db.url, url=target)
+    missing = agent_runtime("import-legacy", "--from", f"sqlite:///{tmp_path}/nope.db", url=target)
 
     assert done.returncode == 0, done.stderr
     assert "importing 3 session(s)" in done.stderr
@@ -281,7 +265,7 @@ def test_as_a_process(legacy_db, target, tmp_path):
 
 def test_a_failed_session_gives_the_summary_and_exit_code_1(legacy_db, target, monkeypatch):
     fill(legacy_db, some_sessions)
-    monkeypatch.setattr(importer, "_INSERT_SWITCH", "INSERT INTO no_such_table VALUES (?)")
+    monkeypatch.setattr(importer, "INSERT_SWITCH", "INSERT INTO no_such_table VALUES (?)")
 
     result = invoke("import-legacy", "--from", legacy_db.url)
 

@@ -530,7 +530,7 @@ async def test_a_failing_session_is_rolled_back_reported_and_retried(db, legacy,
     await legacy.add_switch(context, None, "a", T1)
     # The last write of chat-1 (its switches) fails: nothing of chat-1 may remain.
     monkeypatch.setattr(
-        importer, "_INSERT_SWITCH", "INSERT INTO no_such_table VALUES (?, ?, ?, ?, ?, ?, ?)"
+        importer, "INSERT_SWITCH", "INSERT INTO no_such_table VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
 
     report = await run_import(db, legacy)

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import Header, Path, Query
 
 from agent_runtime.schemas.common import ErrorRead
+from models.limits import ID_MAX
 
-SessionId = Annotated[str, Path(min_length=1, max_length=255, description="the caller's id")]
-CallId = Annotated[str, Path(min_length=1, max_length=255, description="the tool call id")]
+SessionId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="the caller's id")]
+CallId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="the tool call id")]
 Limit = Annotated[int, Query(ge=1, le=500, description="page size (1-500)")]
 IfMatch = Annotated[
     str | None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -18,6 +18,8 @@ from agent_runtime.schemas.approvals import (
     ApprovalRead,
 )
 from agent_runtime.timeutils import parse_datetime
+from models import ApprovalStatus
+from models.limits import ID_MAX
 
 router = APIRouter(
     tags=["approvals"],
@@ -25,7 +27,6 @@ router = APIRouter(
 )
 _404 = errors({404: "unknown approval"})
 _409 = errors({409: "conflicts with the stored approval"})
-StatusFilter = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 
 
 def _approval_key(cursor: str) -> tuple[datetime, int]:
@@ -84,8 +85,8 @@ async def create_approval(
 async def list_approvals(
     db: DBSession,
     db_service: DBService,
-    status_filter: Annotated[StatusFilter | None, Query(alias="status")] = None,
-    session_id: Annotated[str | None, Query(max_length=255)] = None,
+    status_filter: Annotated[ApprovalStatus | None, Query(alias="status")] = None,
+    session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None,
     limit: Limit = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -102,7 +103,7 @@ async def list_session_pending_approvals(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """The session's pending approvals, oldest first."""
-    return await _page(db_service, db, limit, cursor, "pending", session_id)
+    return await _page(db_service, db, limit, cursor, ApprovalStatus.PENDING, session_id)
 
 
 @router.get("/approvals/{call_id}", response_model=ApprovalRead, responses=_404)

@@ -47,44 +47,27 @@ from agent_runtime.services.legacy_import.report import (
 )
 from agent_runtime.services.legacy_import.sources import OPTIONAL_TABLES, LegacySource, first_line
 from agent_runtime.services.message_cache import message_cache, new_token
+from models.queries import approvals as approvals_sql
+from models.queries import messages as messages_sql
+from models.queries import sessions as sessions_sql
+from models.queries.agent_contexts import INSERT_CONTEXT, INSERT_SWITCH
 
 __all__ = ["check_target_schema", "import_legacy"]
 
 _BATCH = 500  # ids per IN (...) and approvals per transaction: under every parameter limit
 
-# Target statements (`?` placeholders, converted per dialect by `sql`).
-_INSERT_SESSION = (
-    "INSERT INTO sessions (id, title, description, created_at, last_activity, is_active, "
-    "deleted_at, version, messages_token) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) "
-    "ON CONFLICT (id) DO NOTHING RETURNING id"
-)
-_INSERT_MESSAGE = (
-    'INSERT INTO messages (session_id, "position", role, content, "timestamp", name, '
-    "tool_call_id, tool_calls, token_count, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_CONTEXT = (
-    "INSERT INTO agent_contexts (session_id, current_agent, created_at, updated_at, "
-    "last_switch_at, switch_count, metadata) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
-)
-_INSERT_SWITCH = (
-    'INSERT INTO agent_switches (context_id, "position", from_agent, to_agent, switched_at, '
-    "reason, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_APPROVAL = (
-    "INSERT INTO pending_approvals (call_id, session_id, tool_name, arguments, reason, "
-    "created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING"
-)
+# The target statements are those of models.queries (`?` placeholders, converted
+# per dialect by `sql`): the message and approval INSERTs are the services' own.
 
 
-async def _existing(db: DB, table: str, column: str, values: Sequence[str]) -> set[str]:
-    """Which of `values` the target's `table.column` already holds."""
+async def _existing(db: DB, template: str, values: Sequence[str]) -> set[str]:
+    """Which of `values` the target already holds; `template` is a `SELECT_EXISTING`
+    of models.queries, whose `{marks}` takes one `?` per value."""
     found: set[str] = set()
     for start in range(0, len(values), _BATCH):
         chunk = list(values[start : start + _BATCH])
         marks = ", ".join("?" * len(chunk))
-        _, rows = await db.execute_query(
-            sql(db, f"SELECT {column} FROM {table} WHERE {column} IN ({marks})"), chunk
-        )
+        _, rows = await db.execute_query(sql(db, template.format(marks=marks)), chunk)
         found.update(row[0] for row in rows)
     return found
 
@@ -128,7 +111,7 @@ class _Importer:
         self.report.missing_tables = [t for t in OPTIONAL_TABLES if not self.source.has(t)]
         await self.read_sessions()
         await self.read_contexts()
-        self.present = await _existing(self.db, "sessions", "id", list(self.callers))
+        self.present = await _existing(self.db, sessions_sql.SELECT_EXISTING, list(self.callers))
 
         tie = self.source.tie
         query = self.source.select("messages", f'"session_db_id", "timestamp", {tie}')
@@ -274,26 +257,26 @@ class _Importer:
             # RETURNING, not a row count: Tortoise's asyncpg client reports the OID
             # of "INSERT 0 1" as the count.
             inserted = await conn.execute_query_dict(
-                sql(conn, _INSERT_SESSION), [sid, *session.values, new_token()]
+                sql(conn, sessions_sql.IMPORT), [sid, *session.values, new_token()]
             )
             if not inserted:
                 return False
             if messages:
                 await conn.execute_many(
-                    sql(conn, _INSERT_MESSAGE),
+                    sql(conn, messages_sql.INSERT),
                     [[sid, position, *m] for position, m in enumerate(messages)],
                 )
             if context is not None:
                 agent, created, updated, switch_count, metadata = context.values
                 last_switch = max((s[2] for s in switches), default=None)
                 rows = await conn.execute_query_dict(
-                    sql(conn, _INSERT_CONTEXT),
+                    sql(conn, INSERT_CONTEXT),
                     [sid, agent, created, updated, last_switch, switch_count, metadata],
                 )
                 context_id = rows[0]["id"]
                 if switches:
                     await conn.execute_many(
-                        sql(conn, _INSERT_SWITCH),
+                        sql(conn, INSERT_SWITCH),
                         [[context_id, position, *s] for position, s in enumerate(switches)],
                     )
         return True
@@ -308,7 +291,7 @@ class _Importer:
         ):
             groups.setdefault(row[1], []).append(row)
         keys = [k for k in groups if isinstance(k, str)]
-        present = await _existing(self.db, "pending_approvals", "call_id", keys)
+        present = await _existing(self.db, approvals_sql.SELECT_EXISTING, keys)
         merged: list[tuple[legacy.Approval, MergedApproval | None]] = []
         for call_id, rows in groups.items():
             if call_id in present:
@@ -343,13 +326,13 @@ class _Importer:
         async with atomic(self.db) as conn:
             # Inserted meanwhile by someone else: skipped, and counted as such.
             taken = await _existing(
-                conn, "pending_approvals", "call_id", [a.call_id for a, _ in batch]
+                conn, approvals_sql.SELECT_EXISTING, [a.call_id for a, _ in batch]
             )
             batch = [(a, m) for a, m in batch if a.call_id not in taken]
             self.report.approvals_present += len(taken)
             if batch:
                 await conn.execute_many(
-                    sql(conn, _INSERT_APPROVAL),
+                    sql(conn, approvals_sql.INSERT),
                     [
                         [
                             a.call_id,

@@ -35,19 +35,28 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from agent_runtime.errors import InvalidInputError
-from agent_runtime.services._common import ID_MAX, TITLE_MAX, check_json, check_text
+from agent_runtime.schemas.types import (
+    AgentName,
+    Count,
+    Id,
+    JSONObject,
+    Name,
+    OptionalAgentName,
+    RequiredName,
+    StorableJSON,
+    StorableText,
+    Title,
+)
+from agent_runtime.services._common import validate
 from agent_runtime.services._sql import json_dumps
 from agent_runtime.services.legacy_import.report import MergedApproval
 from agent_runtime.timeutils import parse_datetime
 from models import ApprovalStatus, MessageRole
 
 __all__ = [
-    "AGENT_MAX",
-    "INT_MAX",
-    "NAME_MAX",
     "Approval",
     "Context",
     "Invalid",
@@ -61,12 +70,6 @@ __all__ = [
     "switch",
 ]
 
-NAME_MAX = 255
-AGENT_MAX = 100
-INT_MAX = 2**31 - 1
-
-_ROLES = frozenset(r.value for r in MessageRole)
-_STATUSES = frozenset(s.value for s in ApprovalStatus)
 # Most cautious first: the decision kept when duplicate rows disagree.
 _DECISIONS = ("rejected", "cancelled", "approved")
 
@@ -75,28 +78,33 @@ class Invalid(Exception):
     """A legacy value this service cannot store; the message says why."""
 
 
+def _checked(schema: Any, value: Any, what: str) -> Any:
+    """`value` by the service's own rule for it (schemas/types.py), or `Invalid`."""
+    try:
+        return validate(schema, value, what)
+    except InvalidInputError as exc:
+        if "NUL character" in str(exc):  # undecodable legacy bytes arrive as surrogates
+            raise Invalid(f"{what} contains a NUL character or invalid UTF-8") from None
+        raise Invalid(str(exc)) from None
+
+
 def _text(
-    value: Any,
-    what: str,
-    *,
-    max_length: int | None = None,
-    required: bool = False,
-    empty_is_null: bool = False,
+    value: Any, what: str, schema: Any = StorableText, *, empty_is_null: bool = False
 ) -> str | None:
+    """Legacy text (None, or "" where the legacy meant "unset", is NULL)."""
     if value is None or (empty_is_null and value == ""):
-        if required:
-            raise Invalid(f"{what} is missing")
         return None
     if not isinstance(value, str):
         raise Invalid(f"{what} is not text ({type(value).__name__})")
-    if required and not value:
-        raise Invalid(f"{what} is empty")
-    if max_length is not None and len(value) > max_length:
-        raise Invalid(f"{what} is longer than {max_length} characters")
-    try:
-        return check_text(value, what)
-    except InvalidInputError as exc:
-        raise Invalid(f"{what} contains a NUL character or invalid UTF-8") from exc
+    return cast(str, _checked(schema, value, what))
+
+
+def _required(value: Any, what: str, schema: Any) -> str:
+    if value is None:
+        raise Invalid(f"{what} is missing")
+    text = _text(value, what, schema)
+    assert text is not None
+    return text
 
 
 def _stamp(value: Any, what: str, *, required: bool = True) -> datetime | None:
@@ -129,19 +137,11 @@ def _json(value: Any, what: str, shape: type) -> str | None:
             raise Invalid(f"{what} must be a JSON list of objects")
     elif not isinstance(value, dict):
         raise Invalid(f"{what} must be a JSON object")
-    try:
-        check_json(value, what)
-        return json_dumps(value)
-    except (InvalidInputError, ValueError, TypeError) as exc:
-        raise Invalid(str(exc)) from None
+    return json_dumps(_checked(JSONObject if shape is dict else list[StorableJSON], value, what))
 
 
 def _count(value: Any, what: str, *, default: int | None = None) -> int | None:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT_MAX:
-        raise Invalid(f"{what} must be an integer from 0 to {INT_MAX}, got {value!r:.40}")
-    return value
+    return default if value is None else cast(int, _checked(Count, value, what))
 
 
 def _flag(value: Any, what: str) -> bool:
@@ -167,19 +167,15 @@ class Session:
 
 def session(row: Sequence[Any], variant: str) -> Session:
     db_id, session_id, title, description, created_at, last_activity, is_active, deleted_at = row
-    caller = _text(
-        session_id if variant == "A" else db_id,
-        "session_id" if variant == "A" else "id",
-        max_length=ID_MAX,
-        required=True,
+    caller = _required(
+        session_id if variant == "A" else db_id, "session_id" if variant == "A" else "id", Id
     )
-    assert caller is not None
     deleted = _stamp(deleted_at, "deleted_at", required=False)
     return Session(
         db_id,
         caller,
         [
-            _text(title, "title", max_length=TITLE_MAX),
+            _text(title, "title", Title),
             _text(description, "description"),
             _stamp(created_at, "created_at"),
             _stamp(last_activity, "last_activity"),
@@ -193,14 +189,12 @@ def message(row: Sequence[Any]) -> tuple[Any, ...]:
     """A legacy message row as (role, content, timestamp, name, tool_call_id,
     tool_calls, token_count, metadata), ready to insert after session and position."""
     _, _, role, content, stamp, name, tool_call_id, tool_calls, tokens, metadata = row
-    if role not in _ROLES:
-        raise Invalid(f"role {role!r:.40} is not one of {', '.join(sorted(_ROLES))}")
     return (
-        role,
+        _checked(MessageRole, role, "role").value,
         _text(content, "content"),
         _stamp(stamp, "timestamp"),
-        _text(name, "name", max_length=NAME_MAX, empty_is_null=True),
-        _text(tool_call_id, "tool_call_id", max_length=NAME_MAX, empty_is_null=True),
+        _text(name, "name", Name, empty_is_null=True),
+        _text(tool_call_id, "tool_call_id", Name, empty_is_null=True),
         _json(tool_calls, "tool_calls", list),
         _count(tokens, "token_count"),
         _json(metadata, "metadata_json", dict),
@@ -220,7 +214,7 @@ def context(row: Sequence[Any]) -> Context:
     return Context(
         legacy_id,
         [
-            _text(agent, "current_agent", max_length=AGENT_MAX, required=True),
+            _required(agent, "current_agent", AgentName),
             created,
             _stamp(updated_at, "updated_at", required=False) or created,
             _count(switch_count, "switch_count", default=0),
@@ -233,8 +227,8 @@ def switch(row: Sequence[Any]) -> tuple[Any, ...]:
     """(from_agent, to_agent, switched_at, reason, metadata)."""
     _, _, from_agent, to_agent, switched_at, reason, metadata = row
     return (
-        _text(from_agent, "from_agent", max_length=AGENT_MAX),
-        _text(to_agent, "to_agent", max_length=AGENT_MAX, required=True),
+        _text(from_agent, "from_agent", OptionalAgentName),
+        _required(to_agent, "to_agent", AgentName),
         _stamp(switched_at, "switched_at"),
         _text(reason, "reason"),
         _json(metadata, "metadata_json", dict),
@@ -258,21 +252,21 @@ class Approval:
 
 def approval(row: Sequence[Any], caller_ids: dict[Any, str], variant: str) -> Approval:
     _, call_id, session_id, tool_name, arguments, reason, created_at, status = row
-    status = "pending" if status is None else status
-    if status not in _STATUSES:
-        raise Invalid(f"status {status!r:.40} is not one of {', '.join(sorted(_STATUSES))}")
+    status = _checked(
+        ApprovalStatus, ApprovalStatus.PENDING if status is None else status, "status"
+    )
     if variant == "A" and session_id in caller_ids:
         session_id = caller_ids[session_id]  # a legacy uuid sessions.id: the caller's id
     created = _stamp(created_at, "created_at")
     assert created is not None
     return Approval(
-        call_id=str(_text(call_id, "call_id", max_length=ID_MAX, required=True)),
-        session_id=str(_text(session_id, "session_id", max_length=ID_MAX, required=True)),
-        tool_name=str(_text(tool_name, "tool_name", max_length=NAME_MAX, required=True)),
+        call_id=_required(call_id, "call_id", Id),
+        session_id=_required(session_id, "session_id", Id),
+        tool_name=_required(tool_name, "tool_name", RequiredName),
         arguments=_json(arguments, "arguments", dict) or "{}",
         reason=_text(reason, "reason"),
         created_at=created,
-        status=status,
+        status=status.value,
     )
 
 
