@@ -31,18 +31,8 @@ __all__ = [
 ]
 
 DECISION_STATUSES = DECISIONS  # kept for importers of the earlier name
-_FIELDS = (
-    "id",
-    "call_id",
-    "session_id",
-    "tool_name",
-    "arguments",
-    "reason",
-    "created_at",
-    "status",
-    "decided_at",
-    "decided_by",
-)
+# Every column: what the hand-written INSERT writes, the id, and the decision's columns.
+_FIELDS = ("id", *approvals_sql.INSERT_COLUMNS, *sorted(approvals_sql.INSERT_LEFT_OUT))
 
 
 @dataclass(frozen=True, slots=True)

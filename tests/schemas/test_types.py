@@ -134,16 +134,26 @@ async def test_service_errors_carry_details_with_the_callers_location(db):
     assert await svc.load_session(db, "s1") is None
 
 
-async def test_service_and_rest_refuse_the_same_agent_switch(db, client):
+TOO_LONG_SWITCH = {"from": "a", "to": "b" * (AGENT_MAX + 1)}
+
+
+async def test_the_service_api_refuses_an_agent_switch_by_the_shared_rule(db):
     await svc.save_session(db, "s1", [], NOW)
-    entry = {"from": "a", "to": "b" * (AGENT_MAX + 1)}
 
     with pytest.raises(InvalidInputError, match=r"agent_history\[0\]\.to is longer than 100"):
-        await svc.save_agent_context(db, "s1", "b", [entry], {}, NOW, None, 1)
+        await svc.save_agent_context(db, "s1", "b", [TOO_LONG_SWITCH], {}, NOW, None, 1)
+
+    assert await svc.load_agent_context(db, "s1") is None
+
+
+async def test_rest_refuses_the_same_agent_switch(client):
+    await client.post("/sessions/s1", json=[])
+
     response = await client.put(
-        "/sessions/s1/agent-context", json={"current_agent": "b", "agent_history": [entry]}
+        "/sessions/s1/agent-context",
+        json={"current_agent": "b", "agent_history": [TOO_LONG_SWITCH]},
     )
 
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["loc"] == ["body", "agent_history", 0, "to"]
-    assert await svc.load_agent_context(db, "s1") is None
+    assert (await client.get("/sessions/s1/agent-context")).status_code == 404
