@@ -11,6 +11,7 @@ from tortoise.contrib.fastapi import RegisterTortoise
 
 from agent_runtime import __version__
 from agent_runtime.api.errors import install_error_handlers
+from agent_runtime.api.message_body import add_message_schemas
 from agent_runtime.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware
 from agent_runtime.api.routes import agent_contexts, approvals, health, maintenance, sessions
 from agent_runtime.config import Settings, get_settings
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database_url(settings)
     message_cache.max_messages = settings.message_cache_size
     install_error_handlers(app)
+    add_message_schemas(app)
     for module in (sessions, agent_contexts, approvals, maintenance, health):
         app.include_router(module.router)
     # Not FastAPI's `max_body_size`: its 413 is plain text, ours has the JSON error body.

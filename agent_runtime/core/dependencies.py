@@ -10,6 +10,7 @@ from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from agent_runtime.services._common import request_transaction
 from agent_runtime.services.database import DatabaseService
 
 __all__ = ["DBConnection", "DBService", "DBSession", "get_connection", "get_db", "get_db_service"]
@@ -19,15 +20,18 @@ async def get_db(request: Request) -> AsyncIterator[BaseDBAsyncClient]:
     """One transaction per request: committed if the endpoint returns, rolled
     back if it raises."""
     async with in_transaction(request.app.state.database.dialect) as transaction:
-        yield transaction
+        with request_transaction(transaction):
+            yield transaction
 
 
-def get_connection(request: Request) -> BaseDBAsyncClient:
+# Async, though they do not await: FastAPI runs a plain-function dependency in a
+# worker thread, a hop on every request.
+async def get_connection(request: Request) -> BaseDBAsyncClient:
     """The connection itself, outside any transaction (health checks)."""
     return Tortoise.get_connection(request.app.state.database.dialect)
 
 
-def get_db_service() -> DatabaseService:
+async def get_db_service() -> DatabaseService:
     return _SERVICE
 
 

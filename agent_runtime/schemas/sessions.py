@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from agent_runtime.schemas.types import (
     Count,
@@ -14,6 +14,7 @@ from agent_runtime.schemas.types import (
     StorableJSON,
     StorableText,
     UTCDateTime,
+    storable_json,
 )
 from models import MessageRole
 from models.limits import TITLE_MAX
@@ -100,7 +101,8 @@ class MessageCreate(MessageIn):
         },
     )
 
-    tool_calls: list[ToolCall] | None = None
+    # The whole tool call by the JSON rule first: its free-form extra keys too.
+    tool_calls: list[Annotated[ToolCall, BeforeValidator(storable_json)]] | None = None
 
 
 class MessageRead(BaseModel):

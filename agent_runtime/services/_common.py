@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, cast
 
 from pydantic import TypeAdapter, ValidationError
@@ -23,13 +26,48 @@ class Unset:
 UNSET = Unset()
 
 
-def atomic(db: BaseDBAsyncClient) -> TransactionContext:
-    """A transaction on `db`, or a savepoint when `db` already is a transaction.
+# The transaction of the current HTTP request (see core/dependencies.py): it is the
+# only one, and any error rolls all of it back, so a service needs no savepoint in it.
+_request_transaction: ContextVar[BaseDBAsyncClient | None] = ContextVar(
+    "request_transaction", default=None
+)
+
+
+class _Within:
+    """`atomic()` inside the request's own transaction: nothing to open."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: BaseDBAsyncClient) -> None:
+        self.db = db
+
+    async def __aenter__(self) -> BaseDBAsyncClient:
+        return self.db
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def atomic(db: BaseDBAsyncClient) -> TransactionContext | _Within:
+    """A transaction on `db`, or a savepoint when `db` already is a transaction,
+    or nothing when `db` is the request's transaction (saves a SAVEPOINT + RELEASE).
 
     Tortoise's public `in_transaction()` looks the connection up by name in the
     current context; callers hand us `db` explicitly, so we use it directly.
     """
+    if db is _request_transaction.get():
+        return _Within(db)
     return db._in_transaction()
+
+
+@contextmanager
+def request_transaction(transaction: BaseDBAsyncClient) -> Iterator[None]:
+    """Mark `transaction` as the whole request's: rolled back entirely on any error."""
+    token = _request_transaction.set(transaction)
+    try:
+        yield
+    finally:
+        _request_transaction.reset(token)
 
 
 _adapters: dict[Any, TypeAdapter[Any]] = {}

@@ -40,7 +40,7 @@ from agent_runtime.services.approvals import (
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import get_messages_paginated, list_messages
 from agent_runtime.services.retention import cleanup_old_sessions, hard_delete_old_sessions
-from agent_runtime.services.save import append_messages, save_session
+from agent_runtime.services.save import append_messages, save_session, write_messages
 from agent_runtime.services.sessions import (
     delete_session,
     get_session,
@@ -109,6 +109,7 @@ class DatabaseService:
     update_approval_status = staticmethod(update_approval_status)
     # Beyond the legacy API:
     append_messages = staticmethod(append_messages)
+    write_messages = staticmethod(write_messages)
     get_session = staticmethod(get_session)
     get_session_version = staticmethod(get_session_version)
     list_sessions = staticmethod(list_sessions)

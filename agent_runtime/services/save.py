@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from agent_runtime.errors import InvalidInputError, PreconditionFailedError
+from agent_runtime.schemas.sessions import MessageIn
 from agent_runtime.schemas.types import cut_title
 from agent_runtime.services._common import DB, atomic, check_version, require_id
 from agent_runtime.services._sql import sql
@@ -33,7 +34,7 @@ from agent_runtime.services.messages import (
 from agent_runtime.timeutils import parse_datetime, utc_now
 from models.queries import sessions as sessions_sql
 
-__all__ = ["append_messages", "save_session"]
+__all__ = ["append_messages", "save_session", "write_messages"]
 
 
 # PostgreSQL: the row lock serializes concurrent saves of one session. SQLite
@@ -111,6 +112,53 @@ async def save_session(
 
     Saving a soft-deleted session brings it back: the caller is using it.
     """
+    await write_messages(db, session_id, messages, last_activity, if_version=if_version)
+
+
+async def append_messages(
+    db: DB,
+    session_id: str,
+    messages: list[dict[str, Any]],
+    last_activity: datetime,
+    *,
+    if_version: int | None = None,
+) -> None:
+    """Add `messages` after the stored ones (creating the session if needed).
+
+    Beyond the legacy API: the caller sends only the new messages, so the cost
+    does not depend on the length of the conversation at all.
+    """
+    await write_messages(
+        db, session_id, messages, last_activity, append=True, if_version=if_version
+    )
+
+
+async def write_messages(
+    db: DB,
+    session_id: str,
+    messages: list[dict[str, Any]],
+    last_activity: datetime,
+    *,
+    append: bool = False,
+    if_version: int | None = None,
+    schema: type[MessageIn] = MessageIn,
+) -> int:
+    """`save_session` (or with `append`, `append_messages`) returning the session's
+    new version, its ETag; the messages written are validated with `schema` (the
+    REST API passes its stricter `MessageCreate`)."""
+    if append:
+        return await _append(db, session_id, messages, last_activity, if_version, schema)
+    return await _save(db, session_id, messages, last_activity, if_version, schema)
+
+
+async def _save(
+    db: DB,
+    session_id: Any,
+    messages: Any,
+    last_activity: Any,
+    if_version: int | None,
+    schema: type[MessageIn],
+) -> int:
     session_id, messages, last_activity = _check_arguments(
         session_id, messages, last_activity, if_version
     )
@@ -134,7 +182,10 @@ async def save_session(
             )
             kept = [project(m) for m in messages[:keep]]
 
-        tail = [new_message(session_id, i, messages[i], now) for i in range(keep, len(messages))]
+        tail = [
+            new_message(session_id, i, messages[i], now, schema=schema)
+            for i in range(keep, len(messages))
+        ]
         title = _first_user_title(messages) if state["untitled"] else None
         await conn.execute_query(
             sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
@@ -147,21 +198,17 @@ async def save_session(
     # back later, this token never reaches the database and the entry is ignored.
     kept.extend(m.projection for m in tail)
     message_cache.put(session_id, token, kept)
+    return int(state["version"]) + 1  # TOUCH's increment, under the row lock
 
 
-async def append_messages(
+async def _append(
     db: DB,
-    session_id: str,
-    messages: list[dict[str, Any]],
-    last_activity: datetime,
-    *,
-    if_version: int | None = None,
-) -> None:
-    """Add `messages` after the stored ones (creating the session if needed).
-
-    Beyond the legacy API: the caller sends only the new messages, so the cost
-    does not depend on the length of the conversation at all.
-    """
+    session_id: Any,
+    messages: Any,
+    last_activity: Any,
+    if_version: int | None,
+    schema: type[MessageIn],
+) -> int:
     session_id, messages, last_activity = _check_arguments(
         session_id, messages, last_activity, if_version
     )
@@ -173,7 +220,8 @@ async def append_messages(
         state = await _open_for_write(conn, session_id, now, last_activity, if_version)
         start = await next_position(conn, session_id)
         tail = [
-            new_message(session_id, start + i, raw, now, index=i) for i, raw in enumerate(messages)
+            new_message(session_id, start + i, raw, now, index=i, schema=schema)
+            for i, raw in enumerate(messages)
         ]
         title = _first_user_title(messages) if state["untitled"] else None
         await conn.execute_query(
@@ -186,3 +234,4 @@ async def append_messages(
         message_cache.put(session_id, token, cached.messages)
     else:
         message_cache.discard(session_id)
+    return int(state["version"]) + 1

@@ -9,6 +9,11 @@ BAD = [
     # refused by the request schema
     ("POST", "/sessions/s1", [{"role": "robot"}]),
     ("POST", "/sessions/s1", [{"role": "user", "content": "a\x00b"}]),
+    (
+        "POST",
+        "/sessions/s1/messages",
+        [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "x\x00": 1}}]}],
+    ),
     ("POST", "/approvals", {"session_id": "s", "call_id": "c", "tool_name": "t", "x": 1}),
     ("POST", "/approvals/c/decision", {"status": "pending"}),
     ("GET", "/approvals?status=maybe", None),

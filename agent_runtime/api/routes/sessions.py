@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.api.conditional import etag, resolve_if_match
+from agent_runtime.api.message_body import MESSAGES_BODY, read_messages, refuse_messages
 from agent_runtime.api.pagination import decode_cursor, encode_cursor
 from agent_runtime.api.routes._params import INVALID, IfMatch, Limit, SessionId, errors
 from agent_runtime.core.dependencies import DBService, DBSession
@@ -56,24 +56,38 @@ def _position(cursor: str | None) -> int | None:
     return value
 
 
+_SAVED = b'{"status":"saved"}'
+
+
 async def _write_messages(
-    write: Callable[..., Awaitable[None]],
+    request: Request,
     session_id: str,
-    messages: list[MessageCreate],
-    response: Response,
     db: BaseDBAsyncClient,
     db_service: DatabaseService,
     if_match: str | None,
-) -> None:
+    *,
+    append: bool,
+) -> Response:
     """Save or append, conditional on `If-Match`; the new version goes out as ETag."""
+    messages = await read_messages(request)
     expected = None
     if if_match is not None:
         expected = resolve_if_match(if_match, await db_service.get_session_version(db, session_id))
-    dumped = [m.model_dump(exclude_none=True) for m in messages]
-    await write(db, session_id, dumped, datetime.now(UTC), if_version=expected)
-    version = await db_service.get_session_version(db, session_id)
-    assert version is not None
-    response.headers["ETag"] = etag(version)
+    try:
+        version = await db_service.write_messages(
+            db,
+            session_id,
+            messages,
+            datetime.now(UTC),
+            append=append,
+            if_version=expected,
+            schema=MessageCreate,
+        )
+    except InvalidInputError as exc:
+        if exc.details[0]["loc"][:1] == ["messages"]:
+            refuse_messages(messages)  # the 422 FastAPI gives for the whole body
+        raise
+    return Response(_SAVED, media_type="application/json", headers={"ETag": etag(version)})
 
 
 @router.get("", response_model=SessionPageRead)
@@ -116,22 +130,21 @@ async def get_session(
     return session_data
 
 
-@router.post("/{session_id}", response_model=StatusRead, responses=_412)
+@router.post(
+    "/{session_id}", response_model=StatusRead, responses=_412, openapi_extra=MESSAGES_BODY
+)
 async def save_session(
     session_id: SessionId,
-    messages: Annotated[list[MessageCreate], Body(description="the whole conversation")],
-    response: Response,
+    request: Request,
     db: DBSession,
     db_service: DBService,
     if_match: IfMatch = None,
-) -> dict[str, str]:
+) -> Response:
     """Save the whole message list (creating the session if needed).
 
     With `If-Match`, the save happens only if the session is still at that version.
     """
-    write = db_service.save_session
-    await _write_messages(write, session_id, messages, response, db, db_service, if_match)
-    return {"status": "saved"}
+    return await _write_messages(request, session_id, db, db_service, if_match, append=False)
 
 
 @router.patch("/{session_id}", response_model=SessionSummaryRead, responses={**_404, **_412})
@@ -212,20 +225,22 @@ async def list_messages(
     }
 
 
-@router.post("/{session_id}/messages", response_model=StatusRead, responses=_412)
+@router.post(
+    "/{session_id}/messages",
+    response_model=StatusRead,
+    responses=_412,
+    openapi_extra=MESSAGES_BODY,
+)
 async def append_messages(
     session_id: SessionId,
-    messages: Annotated[list[MessageCreate], Body(description="only the new messages")],
-    response: Response,
+    request: Request,
     db: DBSession,
     db_service: DBService,
     if_match: IfMatch = None,
-) -> dict[str, str]:
+) -> Response:
     """Append messages after the stored ones (creating the session if needed): the
     cost does not grow with the conversation, unlike re-sending the whole list."""
-    write = db_service.append_messages
-    await _write_messages(write, session_id, messages, response, db, db_service, if_match)
-    return {"status": "saved"}
+    return await _write_messages(request, session_id, db, db_service, if_match, append=True)
 
 
 @router.get("/{session_id}/stats", response_model=SessionStatsRead, responses=_404)
