@@ -49,6 +49,7 @@ from agent_runtime.services.sessions import (
     list_all_sessions,
     list_sessions,
     load_session,
+    load_session_json,
     update_session,
     update_session_description,
     update_session_title,
@@ -112,6 +113,7 @@ class DatabaseService:
     write_messages = staticmethod(write_messages)
     get_session = staticmethod(get_session)
     get_session_version = staticmethod(get_session_version)
+    load_session_json = staticmethod(load_session_json)
     list_sessions = staticmethod(list_sessions)
     list_messages = staticmethod(list_messages)
     update_session = staticmethod(update_session)

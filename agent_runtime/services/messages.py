@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
@@ -108,16 +108,23 @@ def _json(value: Any) -> Any:
 
 
 def loaded_message(
-    role: Any, content: str | None, name: str | None, tool_call_id: str | None, tool_calls: Any
+    role: Any,
+    content: str | None,
+    name: str | None,
+    tool_call_id: str | None,
+    tool_calls: Any,
+    decode: Callable[[Any], Any] = _json,
 ) -> dict[str, Any]:
-    """The legacy message shape: role and content, other keys only when set."""
+    """The legacy message shape: role and content, other keys only when set.
+
+    `decode` turns the stored tool_calls JSON into the value to return."""
     out: dict[str, Any] = {"role": str(role), "content": content}
     if name is not None:
         out["name"] = name
     if tool_call_id is not None:
         out["tool_call_id"] = tool_call_id
     if tool_calls is not None:
-        out["tool_calls"] = _json(tool_calls)
+        out["tool_calls"] = decode(tool_calls)
     return out
 
 
@@ -125,11 +132,14 @@ def message_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     return loaded_message(*(row[key] for key in MESSAGE_FIELDS))
 
 
-async def session_messages(db: DB, session_id: str) -> list[dict[str, Any]]:
+async def session_messages(
+    db: DB, session_id: str, *, decode: Callable[[Any], Any] = _json
+) -> list[dict[str, Any]]:
     """The session's messages in the legacy load shape, in saved order."""
     # Rows as the driver returns them (indexable), without an intermediate dict each.
     _, rows = await db.execute_query(sql(db, messages_sql.SELECT_LOADED), [session_id])
-    return [loaded_message(*row) for row in rows]
+    loaded = cast(Sequence[tuple[Any, Any, Any, Any, Any]], rows)
+    return [loaded_message(r, c, n, i, t, decode) for r, c, n, i, t in loaded]
 
 
 async def stored_messages(db: DB, session_id: str) -> list[dict[str, Any]]:

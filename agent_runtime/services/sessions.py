@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 from tortoise.expressions import F, Q
 from tortoise.functions import Count, Sum
 
@@ -42,6 +43,7 @@ __all__ = [
     "list_all_sessions",
     "list_sessions",
     "load_session",
+    "load_session_json",
     "update_session",
     "update_session_description",
     "update_session_title",
@@ -82,13 +84,38 @@ async def load_session(db: DB, session_id: str) -> dict[str, Any] | None:
     _, rows = await db.execute_query(sql(db, sessions_sql.SELECT_VISIBLE), [session_id])
     if not rows:
         return None
-    created_at, last_activity = rows[0]
+    created_at, last_activity, _version = rows[0]
     return {
         "session_id": session_id,
         "messages": await session_messages(db, session_id),
         "last_activity": db_datetime(last_activity),
         "created_at": db_datetime(created_at),
     }
+
+
+def _stored_json(value: str | bytes | Any) -> Any:
+    # The stored JSON text goes into the response as it is: no decode, no re-encode.
+    return orjson.Fragment(value) if isinstance(value, str | bytes) else value
+
+
+async def load_session_json(db: DB, session_id: str) -> tuple[bytes, int] | None:
+    """`load_session` as the JSON the REST API answers, with the session's version.
+
+    The same document FastAPI would render from `load_session` (datetimes in UTC
+    with `Z`), built without decoding the stored tool calls.
+    """
+    session_id = lookup_id(session_id)
+    _, rows = await db.execute_query(sql(db, sessions_sql.SELECT_VISIBLE), [session_id])
+    if not rows:
+        return None
+    created_at, last_activity, version = rows[0]
+    document = {
+        "session_id": session_id,
+        "messages": await session_messages(db, session_id, decode=_stored_json),
+        "last_activity": db_datetime(last_activity),
+        "created_at": db_datetime(created_at),
+    }
+    return orjson.dumps(document, option=orjson.OPT_UTC_Z), int(version)
 
 
 async def get_session_version(db: DB, session_id: str) -> int | None:

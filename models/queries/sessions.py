@@ -81,8 +81,9 @@ TOUCH = (
     "version = version + 1, messages_token = ?, title = COALESCE(title, ?) WHERE id = ?"
 )
 
-SELECT_VISIBLE_COLUMNS = ("created_at", "last_activity")
-# Why: load, every agent turn (load N=1000: 1.51 | 1.53, 1.13x | 1.08x of the floor).
+SELECT_VISIBLE_COLUMNS = ("created_at", "last_activity", "version")
+# Why: load, every agent turn (load N=1000: 1.51 | 1.53, 1.13x | 1.08x of the floor);
+# the version is GET /sessions/{id}'s ETag, read in the same statement.
 SELECT_VISIBLE = (
     f"SELECT {column_list(SELECT_VISIBLE_COLUMNS)} FROM sessions WHERE id = ? AND {VISIBLE_SQL}"
 )

@@ -117,17 +117,13 @@ async def list_sessions(
     response_model_exclude_unset=True,
     responses=_404,
 )
-async def get_session(
-    session_id: SessionId, response: Response, db: DBSession, db_service: DBService
-) -> dict[str, Any]:
+async def get_session(session_id: SessionId, db: DBSession, db_service: DBService) -> Response:
     """Load a session with its messages in saved order; the ETag is its version."""
-    session_data = await db_service.load_session(db, session_id)
-    if not session_data:
+    loaded = await db_service.load_session_json(db, session_id)
+    if loaded is None:
         raise _not_found(session_id)
-    version = await db_service.get_session_version(db, session_id)
-    assert version is not None
-    response.headers["ETag"] = etag(version)
-    return session_data
+    body, version = loaded
+    return Response(body, media_type="application/json", headers={"ETag": etag(version)})
 
 
 @router.post(
