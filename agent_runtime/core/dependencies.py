@@ -19,6 +19,12 @@ __all__ = ["DBConnection", "DBService", "DBSession", "get_connection", "get_db",
 async def get_db(request: Request) -> AsyncIterator[BaseDBAsyncClient]:
     """One transaction per request: committed if the endpoint returns, rolled
     back if it raises."""
+    # The body first, outside the transaction. When a large body makes uvicorn pause
+    # and resume reading, the resumed reader runs in a copy of the context that read
+    # the body, and later requests on the connection start from that copy: read
+    # inside the transaction, they would find this request's (finished) transaction
+    # as their connection.
+    await request.body()
     async with in_transaction(request.app.state.database.dialect) as transaction:
         with request_transaction(transaction):
             yield transaction

@@ -156,3 +156,22 @@ def test_generated_requests_never_get_a_server_error_or_an_undeclared_response(s
         f"schemathesis failed:\n{result.stdout}\n{result.stderr}\n"
         f"--- server stderr (last 20000 characters) ---\n{server.errors()[-20000:]}"
     )
+
+
+def test_large_bodies_on_one_keep_alive_connection_do_not_leak_a_transaction(server):
+    # uvicorn pauses reading a large body and resumes in the context that read it;
+    # the next request on the connection must not inherit that request's transaction.
+    big = [{"role": "user", "content": f"message {i} " + "x" * 200} for i in range(1000)]
+
+    with httpx.Client(base_url=server.url, timeout=10) as http:  # one connection
+        statuses = []
+        for n in range(6):
+            statuses.append(http.post("/sessions/big", json=big + big[: n % 2]).status_code)
+        loaded = http.get("/sessions/big")
+        concurrent_ok = [http.get("/health/ready").status_code for _ in range(3)]
+
+    assert statuses == [200] * 6, server.errors()[-3000:]
+    assert loaded.status_code == 200 and len(loaded.json()["messages"]) == 1001
+    assert concurrent_ok == [200] * 3
+    assert "released back to the pool" not in server.errors()
+    assert "no such savepoint" not in server.errors()
