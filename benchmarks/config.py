@@ -21,6 +21,15 @@ class Config:
     grace_seconds: float  # after the deadline, how long to wait for an operation in flight
     http_connections: int
     http_seconds: float
+    # `rest`: ours vs the HTTP floor (benchmarks/http_floor.py), two uvicorn servers
+    rest_sizes: tuple[int, int]  # (small, large) existing messages, sequential POST / GET
+    rest_samples: int  # timed requests per (server, size, method)
+    rest_clients: int
+    rest_client_start: int  # messages in each concurrent client's session
+    rest_seconds: float  # per concurrent run (one server at a time)
+    rest_rounds: int  # concurrent runs per server, alternating ours, floor, ours, ...
+    rest_service_size: int  # existing messages for the service-level save
+    rest_service_samples: int
 
 
 FULL = Config(
@@ -38,6 +47,14 @@ FULL = Config(
     grace_seconds=30.0,
     http_connections=64,
     http_seconds=10.0,
+    rest_sizes=(10, 1000),
+    rest_samples=150,
+    rest_clients=32,
+    rest_client_start=100,
+    rest_seconds=10.0,
+    rest_rounds=2,
+    rest_service_size=10000,
+    rest_service_samples=40,
 )
 
 SMOKE = Config(
@@ -55,4 +72,12 @@ SMOKE = Config(
     grace_seconds=10.0,
     http_connections=64,
     http_seconds=1.5,
+    rest_sizes=(10, 1000),
+    rest_samples=30,
+    rest_clients=32,
+    rest_client_start=20,
+    rest_seconds=2.0,
+    rest_rounds=1,
+    rest_service_size=1000,
+    rest_service_samples=5,
 )

@@ -49,7 +49,91 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
             "legacy_over_ours": _ratio(legacy, ours),
             "ours_over_floor": _ratio(ours, floor),
         }
+    if "rest" in results:
+        out["rest"] = _rest_ratios(results["rest"])
     return out
+
+
+def _rest_ratios(rest: dict[str, Any]) -> dict[str, Any]:
+    """ours/floor for the REST workload: times (>1 = ours slower), and for the concurrent
+    run the ratio of requests per second (<1 = ours slower)."""
+    out: dict[str, Any] = {}
+    for method in ("post", "get"):
+        for n in rest.get(method, {}).get("ours", {}):
+            ours, floor = _get(rest, method, "ours", n), _get(rest, method, "floor", n)
+            out.setdefault(method, {})[n] = {
+                q: _ratio(ours.get(q), floor.get(q)) for q in ("p50_ms", "p90_ms", "max_ms")
+            }
+    out["requests_per_s"] = _ratio(
+        _get(rest, "concurrent", "ours", "requests_per_s"),
+        _get(rest, "concurrent", "floor", "requests_per_s"),
+    )
+    out["service_save"] = _ratio(
+        _get(rest, "service", "ours", "median_ms"), _get(rest, "service", "floor", "median_ms")
+    )
+    return out
+
+
+def _rest_targets(
+    results: dict[str, Any], rat: dict[str, Any]
+) -> list[tuple[str, Any, Callable[[float], bool], str]]:
+    rest = results.get("rest")
+    if not rest:
+        return []
+    small, large = (str(n) for n in rest["sizes"])
+    r = rat.get("rest", {})
+    clients = _get(rest, "concurrent", "ours", "clients")
+    service_n = _get(rest, "service", "size")
+    return [
+        (
+            f"REST POST N={small} p50 <= 1.5x floor",
+            _get(r, "post", small, "p50_ms"),
+            lambda v: v <= 1.5,
+            "x",
+        ),
+        (
+            f"REST POST N={large} p50 <= 1.5x floor",
+            _get(r, "post", large, "p50_ms"),
+            lambda v: v <= 1.5,
+            "x",
+        ),
+        (
+            f"REST POST N={large} p90 <= 2x floor",
+            _get(r, "post", large, "p90_ms"),
+            lambda v: v <= 2,
+            "x",
+        ),
+        (
+            f"REST GET N={small} p50 <= 1.5x floor",
+            _get(r, "get", small, "p50_ms"),
+            lambda v: v <= 1.5,
+            "x",
+        ),
+        (
+            f"REST GET N={large} p50 <= 2x floor",
+            _get(r, "get", large, "p50_ms"),
+            lambda v: v <= 2,
+            "x",
+        ),
+        (
+            f"REST {clients} clients >= 0.6x floor req/s",
+            r.get("requests_per_s"),
+            lambda v: v >= 0.6,
+            "x",
+        ),
+        (
+            f"REST POST N={large}: none > 3x median (GC)",
+            _get(rest, "gc", "ours", "slower_than_3x_median"),
+            lambda v: v == 0,
+            "slow",
+        ),
+        (
+            f"save N={service_n} fresh input <= 1.5x append+compare",
+            r.get("service_save"),
+            lambda v: v <= 1.5,
+            "x",
+        ),
+    ]
 
 
 def targets(results: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,6 +197,7 @@ def targets(results: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]
             lambda v: v >= 3,
             "x",
         ),
+        *_rest_targets(results, rat),
     ]
     return [
         {
@@ -139,6 +224,7 @@ def sanity(results: dict[str, Any]) -> list[str]:
         if errors:
             first = _get(results, "concurrency", impl, "first_errors")
             problems.append(f"{impl}: {errors} errors under concurrency, e.g. {first[:1]}")
+    problems += [f"rest: {p}" for p in _get(results, "rest", "problems") or []]
     if _get(results, "http", "errors"):
         problems.append(
             f"http: {results['http']['errors']} failed requests, e.g. "
@@ -231,6 +317,8 @@ def table(backend: str, data: dict[str, Any]) -> str:
             f"ops, errors {http['errors']}; CPU cores busy: server {_num(http['server_cpu_load'])}"
             f", load generator {_num(http['client_cpu_load'])}"
         )
+    if "rest" in results:
+        lines += _rest_table(results["rest"], rat.get("rest", {}))
     lines.append("targets:")
     for t in data["targets"]:
         value, unit = t["measured"], t["unit"]
@@ -242,6 +330,66 @@ def table(backend: str, data: dict[str, Any]) -> str:
             shown = f"measured {_num(value)} {unit}"
         lines.append(f"  {t['status']:<5} {t['target']:<42} {shown}")
     return "\n".join(lines)
+
+
+def _rest_table(rest: dict[str, Any], rat: dict[str, Any]) -> list[str]:
+    lines = [
+        f"REST via uvicorn, ours vs the Starlette floor (floor JSON: {rest['floor_json']}); "
+        "times in ms",
+        f"{'':<28}{'ours':>16}{'floor':>16}{'ours/floor':>13}",
+    ]
+    for name in ("ours", "floor"):
+        wrong = [p for p in rest.get("problems", []) if p.startswith(f"{name}:")]
+        if wrong:
+            lines.append(
+                f"  !! {name} answered wrongly ({len(wrong)}+ times; SANITY below): its "
+                "figures time wrong answers"
+            )
+
+    def row(label: str, ours: Any, floor: Any, ratio: float | None) -> None:
+        lines.append(f"{label:<28}{_num(ours):>16}{_num(floor):>16}{_x(ratio):>13}")
+
+    for method, quantiles in (("post", ("p50", "p90", "max")), ("get", ("p50", "p90"))):
+        for n in rest.get(method, {}).get("ours", {}):
+            for q in quantiles:
+                key = f"{q}_ms"
+                row(
+                    f"{method.upper()} N={n} {q}",
+                    _get(rest, method, "ours", n, key),
+                    _get(rest, method, "floor", n, key),
+                    _get(rat, method, n, key),
+                )
+    gc = rest.get("gc")
+    if gc:
+        for name in ("ours", "floor"):
+            g = gc[name]
+            lines.append(
+                f"  {name} POST N={g['size']}: {g['slower_than_3x_median']} of {g['n']} samples "
+                f"> 3x median ({_num(g['threshold_ms'])} ms), max {_num(g['max_ms'])} ms"
+            )
+    conc = rest.get("concurrent")
+    if conc:
+        ours, floor = conc["ours"], conc["floor"]
+        lines.append(
+            f"{str(ours['clients']) + ' clients req/s':<28}{_num(ours['requests_per_s']):>16}"
+            f"{_num(floor['requests_per_s']):>16}{_x(rat.get('requests_per_s')):>13}"
+            "  (ratio of req/s)"
+        )
+        rounds = [
+            f"{name} " + ", ".join(_num(r["requests_per_s"]) for r in conc[name]["rounds"])
+            for name in ("ours", "floor")
+        ]
+        lines.append(f"  per run (one server at a time, alternating): {'; '.join(rounds)}")
+    service = rest.get("service")
+    if service:
+        row(
+            f"service save N={service['size']} p50",
+            _get(service, "ours", "median_ms"),
+            _get(service, "floor", "median_ms"),
+            rat.get("service_save"),
+        )
+        lines.append("  (service level, no HTTP: fresh dicts; floor = append one row + compare)")
+    return lines
 
 
 def machine_line(meta: dict[str, Any]) -> str:

@@ -19,10 +19,10 @@ from benchmarks.config import FULL, SMOKE, Config
 from benchmarks.floor import make_floor
 from benchmarks.legacy import Legacy
 from benchmarks.ours import Ours, OursAppend
-from benchmarks.workloads import approvals, concurrency, conversation, http
+from benchmarks.workloads import approvals, concurrency, conversation, http, rest
 
 BACKENDS = ("sqlite", "postgres")
-WORKLOADS = ("conversation", "concurrency", "approvals", "http")
+WORKLOADS = ("conversation", "concurrency", "approvals", "http", "rest")
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workloads",
         type=_csv(WORKLOADS),
         default=list(WORKLOADS),
-        help=f"default: {','.join(WORKLOADS)} (conversation = save and load at each N)",
+        help=f"default: {','.join(WORKLOADS)} (conversation = save and load at each N; "
+        "rest = this project's REST endpoints vs a bare Starlette floor, both under uvicorn)",
     )
     parser.add_argument(
         "--pg-url",
@@ -109,6 +110,8 @@ async def _run_backend(
             f"HTTP {h['requests_per_s']:.0f} req/s  p50 {h['p50_ms']:.1f} ms"
             f"  p99 {h['p99_ms']:.1f} ms  errors {h['errors']}"
         )
+    if "rest" in workloads:
+        results["rest"] = await rest.run(dbs, cfg, prefix, log)
     rat = report.ratios(results)
     return {
         "version": dbs.version,

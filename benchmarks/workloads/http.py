@@ -12,6 +12,9 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ _HOST = "127.0.0.1"
 _START_TIMEOUT = 60.0
 
 
-def _cpu_seconds(pid: int) -> float | None:
+def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process (Linux only)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -100,7 +103,7 @@ async def _drive(port: int, cfg: Config, prefix: str, server_pid: int) -> dict[s
             raise RuntimeError(f"seeding failed: {[s for s, _ in seeded if s != 200][:3]}")
         tasks = [asyncio.create_task(client(i)) for i in range(n)]
         await asyncio.sleep(0)
-        server_cpu, client_cpu = _cpu_seconds(server_pid), time.process_time()
+        server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
         began = time.perf_counter()
         deadline = began + cfg.http_seconds
         start.set()
@@ -110,7 +113,7 @@ async def _drive(port: int, cfg: Config, prefix: str, server_pid: int) -> dict[s
         await asyncio.gather(*stragglers, return_exceptions=True)
         elapsed = time.perf_counter() - began
         client_cpu = time.process_time() - client_cpu
-        server_end = _cpu_seconds(server_pid)
+        server_end = cpu_seconds(server_pid)
     finally:
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
     return {
@@ -131,24 +134,38 @@ async def _drive(port: int, cfg: Config, prefix: str, server_pid: int) -> dict[s
     }
 
 
-async def run(url: str, cfg: Config, prefix: str) -> dict[str, Any]:
-    """Serve `url` (already migrated) with uvicorn on a free port and drive it."""
+@dataclass(frozen=True)
+class Served:
+    port: int
+    pid: int
+    log_tail: Callable[[], str]  # the server's latest output (its tracebacks)
+
+
+@asynccontextmanager
+async def serve(app: str, env: dict[str, str], what: str) -> AsyncIterator[Served]:
+    """Run `uvicorn <app>` (one worker, the flags every HTTP workload uses) on a free
+    port with `env` added to this process's environment, once /health/ready answers
+    200. A failure inside carries the server's output."""
     port = _free_port()
-    env = {**os.environ, "AGENT_RUNTIME__DB_URL": url, "AGENT_RUNTIME__LOG_LEVEL": "warning"}
+    env = {**os.environ, **env}
     env.pop("AGENT_RUNTIME__API_KEY", None)  # an inherited key would make every request a 401
-    command = [sys.executable, "-m", "uvicorn", "agent_runtime.main:app"]
+    command = [sys.executable, "-m", "uvicorn", app]
     command += ["--host", _HOST, "--port", str(port), "--log-level", "warning", "--no-access-log"]
     with tempfile.TemporaryFile() as server_log:
+
+        def log_tail() -> str:
+            server_log.seek(0)
+            return server_log.read()[-2000:].decode(errors="replace")
+
         proc = await asyncio.create_subprocess_exec(
             *command, cwd=REPO_ROOT, env=env, stdout=server_log, stderr=server_log
         )
         try:
             await _wait_ready(port, proc)
-            return await _drive(port, cfg, prefix, proc.pid)
+            yield Served(port, proc.pid, log_tail)
         except Exception as exc:
-            server_log.seek(0)
-            tail = server_log.read()[-2000:].decode(errors="replace")
-            raise RuntimeError(f"HTTP workload failed: {exc}\nserver output:\n{tail}") from exc
+            tail = log_tail()
+            raise RuntimeError(f"{what} failed: {exc}\nserver output:\n{tail}") from exc
         finally:
             if proc.returncode is None:
                 proc.terminate()
@@ -157,3 +174,10 @@ async def run(url: str, cfg: Config, prefix: str) -> dict[str, Any]:
                 except TimeoutError:
                     proc.kill()
                     await proc.wait()
+
+
+async def run(url: str, cfg: Config, prefix: str) -> dict[str, Any]:
+    """Serve `url` (already migrated) with uvicorn on a free port and drive it."""
+    env = {"AGENT_RUNTIME__DB_URL": url, "AGENT_RUNTIME__LOG_LEVEL": "warning"}
+    async with serve("agent_runtime.main:app", env, "HTTP workload") as server:
+        return await _drive(server.port, cfg, prefix, server.pid)
