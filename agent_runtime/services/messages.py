@@ -6,7 +6,7 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -21,6 +21,7 @@ from models.queries import messages as messages_sql
 __all__ = [
     "MessagePage",
     "NewMessage",
+    "decode_json",
     "delete_messages_from",
     "get_messages_paginated",
     "insert_messages",
@@ -30,7 +31,6 @@ __all__ = [
     "next_position",
     "project",
     "same_as_stored",
-    "session_messages",
     "stored_messages",
 ]
 
@@ -103,7 +103,8 @@ async def delete_messages_from(db: DB, session_id: str, position: int) -> None:
     await db.execute_query(sql(db, messages_sql.DELETE_FROM), [session_id, position])
 
 
-def _json(value: Any) -> Any:
+def decode_json(value: Any) -> Any:
+    """A stored JSON value as Python (SQLite gives text; PostgreSQL may decode itself)."""
     return json_loads(value) if isinstance(value, str | bytes) else value
 
 
@@ -113,7 +114,7 @@ def loaded_message(
     name: str | None,
     tool_call_id: str | None,
     tool_calls: Any,
-    decode: Callable[[Any], Any] = _json,
+    decode: Callable[[Any], Any] = decode_json,
 ) -> dict[str, Any]:
     """The legacy message shape: role and content, other keys only when set.
 
@@ -132,22 +133,12 @@ def message_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     return loaded_message(*(row[key] for key in MESSAGE_FIELDS))
 
 
-async def session_messages(
-    db: DB, session_id: str, *, decode: Callable[[Any], Any] = _json
-) -> list[dict[str, Any]]:
-    """The session's messages in the legacy load shape, in saved order."""
-    # Rows as the driver returns them (indexable), without an intermediate dict each.
-    _, rows = await db.execute_query(sql(db, messages_sql.SELECT_LOADED), [session_id])
-    loaded = cast(Sequence[tuple[Any, Any, Any, Any, Any]], rows)
-    return [loaded_message(r, c, n, i, t, decode) for r, c, n, i, t in loaded]
-
-
 async def stored_messages(db: DB, session_id: str) -> list[dict[str, Any]]:
     """Every stored field of the session's messages, in saved order."""
     rows = await db.execute_query_dict(sql(db, messages_sql.SELECT_STORED), [session_id])
     for row in rows:
-        row["tool_calls"] = _json(row["tool_calls"])
-        row["metadata"] = _json(row["metadata"])
+        row["tool_calls"] = decode_json(row["tool_calls"])
+        row["metadata"] = decode_json(row["metadata"])
         row["timestamp"] = db_datetime(row["timestamp"])
     return rows
 

@@ -7,6 +7,7 @@ nothing and raises `PreconditionFailedError` unless the stored version matches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -29,7 +30,7 @@ from agent_runtime.services._common import (
 )
 from agent_runtime.services._sql import db_datetime, sql
 from agent_runtime.services.message_cache import message_cache
-from agent_runtime.services.messages import session_messages
+from agent_runtime.services.messages import decode_json, loaded_message
 from agent_runtime.timeutils import as_utc, utc_now
 from models import Message, PendingApproval, Session
 from models.queries import sessions as sessions_sql
@@ -79,18 +80,31 @@ async def _conditional_update(
     return updated
 
 
-async def load_session(db: DB, session_id: str) -> dict[str, Any] | None:
-    session_id = lookup_id(session_id)
-    _, rows = await db.execute_query(sql(db, sessions_sql.SELECT_VISIBLE), [session_id])
+async def _load(
+    db: DB, session_id: str, decode: Callable[[Any], Any]
+) -> tuple[dict[str, Any], int] | None:
+    """The legacy `load_session` dict and the session's version, in one statement."""
+    _, rows = await db.execute_query(sql(db, sessions_sql.LOAD), [session_id])
     if not rows:
         return None
-    created_at, last_activity, _version = rows[0]
-    return {
+    created_at, last_activity, version = rows[0][:3]
+    messages = []
+    if rows[0][3] is not None:  # the role: NULL when the session has no messages
+        for row in rows:
+            role, content, name, tool_call_id, tool_calls = row[3:]
+            messages.append(loaded_message(role, content, name, tool_call_id, tool_calls, decode))
+    loaded = {
         "session_id": session_id,
-        "messages": await session_messages(db, session_id),
+        "messages": messages,
         "last_activity": db_datetime(last_activity),
         "created_at": db_datetime(created_at),
     }
+    return loaded, int(version)
+
+
+async def load_session(db: DB, session_id: str) -> dict[str, Any] | None:
+    found = await _load(db, lookup_id(session_id), decode_json)
+    return None if found is None else found[0]
 
 
 def _stored_json(value: str | bytes | Any) -> Any:
@@ -104,18 +118,11 @@ async def load_session_json(db: DB, session_id: str) -> tuple[bytes, int] | None
     The same document FastAPI would render from `load_session` (datetimes in UTC
     with `Z`), built without decoding the stored tool calls.
     """
-    session_id = lookup_id(session_id)
-    _, rows = await db.execute_query(sql(db, sessions_sql.SELECT_VISIBLE), [session_id])
-    if not rows:
+    found = await _load(db, lookup_id(session_id), _stored_json)
+    if found is None:
         return None
-    created_at, last_activity, version = rows[0]
-    document = {
-        "session_id": session_id,
-        "messages": await session_messages(db, session_id, decode=_stored_json),
-        "last_activity": db_datetime(last_activity),
-        "created_at": db_datetime(created_at),
-    }
-    return orjson.dumps(document, option=orjson.OPT_UTC_Z), int(version)
+    loaded, version = found
+    return orjson.dumps(loaded, option=orjson.OPT_UTC_Z), version
 
 
 async def get_session_version(db: DB, session_id: str) -> int | None:

@@ -74,11 +74,11 @@ RAW_SQL: tuple[RawStatement, ...] = (
         "sessions.TOUCH", Session, "update", sessions.TOUCH_COLUMNS, sessions.TOUCH, ("id",)
     ),
     RawStatement(
-        "sessions.SELECT_VISIBLE",
+        "sessions.LOAD",
         Session,
         "select",
         sessions.SELECT_VISIBLE_COLUMNS,
-        sessions.SELECT_VISIBLE,
+        sessions.LOAD,
         ("id", "deleted_at"),
     ),
     RawStatement(
@@ -86,14 +86,6 @@ RAW_SQL: tuple[RawStatement, ...] = (
     ),
     # messages
     RawStatement("messages.INSERT", Message, "insert", messages.INSERT_COLUMNS, messages.INSERT),
-    RawStatement(
-        "messages.SELECT_LOADED",
-        Message,
-        "select",
-        messages.LOADED_COLUMNS,
-        messages.SELECT_LOADED,
-        ("session_id", "position"),
-    ),
     RawStatement(
         "messages.SELECT_STORED",
         Message,

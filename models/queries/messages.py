@@ -15,7 +15,6 @@ __all__ = [
     "INSERT_COLUMNS",
     "LOADED_COLUMNS",
     "NEXT_POSITION",
-    "SELECT_LOADED",
     "SELECT_STORED",
     "STORED_COLUMNS",
 ]
@@ -39,14 +38,8 @@ INSERT = (
     f"INSERT INTO messages ({column_list(INSERT_COLUMNS)}) VALUES ({values_for(INSERT_COLUMNS)})"
 )
 
-# The legacy load shape.
+# The legacy load shape (sessions.LOAD selects them with the session).
 LOADED_COLUMNS = ("role", "content", "name", "tool_call_id", "tool_calls")
-# Why: load, every agent turn (load N=1000: 1.51 | 1.53, 1.13x | 1.08x of the floor):
-# rows as the driver returns them, no model instance per message.
-SELECT_LOADED = (
-    f'SELECT {column_list(LOADED_COLUMNS)} FROM messages WHERE session_id = ? ORDER BY "position"'
-)
-
 # Every column a caller sets: all but id, session_id and position.
 STORED_COLUMNS = (
     "role",

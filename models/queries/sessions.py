@@ -8,17 +8,18 @@ docs/performance.md, "Hand-written SQL".
 from __future__ import annotations
 
 from models.queries._text import column_list, values_for
+from models.queries.messages import LOADED_COLUMNS
 from models.session import VISIBLE_SQL
 
 __all__ = [
     "CREATE_EMPTY",
     "IMPORT",
     "INSERT_COLUMNS",
+    "LOAD",
     "LOCK",
     "LOCK_COLUMNS",
     "LOCK_FOR_UPDATE",
     "SELECT_EXISTING",
-    "SELECT_VISIBLE",
     "SELECT_VISIBLE_COLUMNS",
     "TOUCH",
     "TOUCH_COLUMNS",
@@ -36,6 +37,10 @@ INSERT_COLUMNS = (
     "version",
     "messages_token",
 )
+
+
+def _qualified(table: str, columns: tuple[str, ...]) -> str:
+    return ", ".join(f"{table}.{column}" for column in column_list(columns).split(", "))
 
 
 def _insert(values: str, tail: str) -> str:
@@ -82,10 +87,15 @@ TOUCH = (
 )
 
 SELECT_VISIBLE_COLUMNS = ("created_at", "last_activity", "version")
-# Why: load, every agent turn (load N=1000: 1.51 | 1.53, 1.13x | 1.08x of the floor);
-# the version is GET /sessions/{id}'s ETag, read in the same statement.
-SELECT_VISIBLE = (
-    f"SELECT {column_list(SELECT_VISIBLE_COLUMNS)} FROM sessions WHERE id = ? AND {VISIBLE_SQL}"
+# Why: load, every agent turn (load N=1000: 1.51 | 1.53, 1.13x | 1.08x of the floor):
+# the session (its version is GET /sessions/{id}'s ETag) and its messages in the
+# legacy load shape, in one round trip: a row per message (one with NULL message
+# columns when there are none), the session's columns repeated.
+LOAD = (
+    f"SELECT {_qualified('sessions', SELECT_VISIBLE_COLUMNS)}, "
+    f"{_qualified('messages', LOADED_COLUMNS)} FROM sessions "
+    "LEFT JOIN messages ON messages.session_id = sessions.id "
+    f'WHERE sessions.id = ? AND sessions.{VISIBLE_SQL} ORDER BY messages."position"'
 )
 
 # Why: legacy import, which session ids the target already holds, 500 per statement
