@@ -50,6 +50,8 @@ __all__ = [
 # PostgreSQL cannot store NUL in text or JSON, and neither backend can encode a
 # lone UTF-16 surrogate: both are refused up front, the same way on both backends.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# JSON is encoded with orjson (Tortoise's codec when installed): 64-bit integers only.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
 def storable_text(value: str) -> str:
@@ -76,8 +78,11 @@ def storable_json(value: Any) -> Any:
             raise ValueError(f"is nested deeper than {JSON_DEPTH_MAX} levels")
         if isinstance(item, str):
             storable_text(item)
-        elif item is None or isinstance(item, bool | int):
+        elif item is None or isinstance(item, bool):
             continue
+        elif isinstance(item, int):
+            if not _INT_MIN <= item <= _INT_MAX:
+                raise ValueError(f"has the integer {item}, beyond the 64 bits JSON is stored with")
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"contains {item}, which JSON cannot hold")

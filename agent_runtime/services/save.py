@@ -23,6 +23,7 @@ from agent_runtime.services._common import DB, atomic, check_version, require_id
 from agent_runtime.services._sql import sql
 from agent_runtime.services.message_cache import message_cache, new_token
 from agent_runtime.services.messages import (
+    NewMessage,
     delete_messages_from,
     insert_messages,
     new_message,
@@ -78,6 +79,29 @@ def _check_arguments(
     last_activity = parse_datetime(last_activity, "last_activity")
     check_version(if_version)
     return session_id, messages, last_activity
+
+
+def _tail(
+    session_id: str, messages: list[Any], keep: int, now: datetime, schema: type[MessageIn]
+) -> list[NewMessage]:
+    """The messages from `keep` on, validated into INSERT rows."""
+    return [
+        new_message(session_id, i, messages[i], now, schema=schema)
+        for i in range(keep, len(messages))
+    ]
+
+
+async def _touch_if_current(
+    conn: DB, session_id: str, cached_token: int, last_activity: datetime, token: int, title: Any
+) -> int | None:
+    """TOUCH the session if its stored messages are still `cached_token`'s; its new
+    version, or None (nothing changed) if not. One statement instead of a lock read
+    and an update: the UPDATE takes the row lock itself."""
+    rows = await conn.execute_query_dict(
+        sql(conn, sessions_sql.TOUCH_IF_CURRENT),
+        [last_activity, token, title, session_id, cached_token],
+    )
+    return int(rows[0]["version"]) if rows else None
 
 
 async def _open_for_write(
@@ -166,30 +190,43 @@ async def _save(
     token = new_token()
     cached = message_cache.get(session_id)
 
+    # Usually this process holds the stored list: what to write is known (and
+    # validated, before any SQL) from it, and one conditional UPDATE checks it.
+    current = cached if if_version is None else None
+    if current is not None:
+        keep = _common_prefix(current.messages, messages)
+        tail = _tail(session_id, messages, keep, now, schema)
     async with atomic(db) as conn:
-        state = await _open_for_write(conn, session_id, now, last_activity, if_version)
-        if cached is not None and cached.token == state["messages_token"]:
-            stored_count = len(cached.messages)
-            keep = _common_prefix(cached.messages, messages)
-            # Appending (the usual case) extends the cached list in place, after commit.
-            kept = cached.messages if keep == stored_count else cached.messages[:keep]
-        else:
-            stored = await stored_messages(conn, session_id)
-            stored_count = len(stored)
-            both = min(stored_count, len(messages))
-            keep = next(
-                (i for i in range(both) if not same_as_stored(messages[i], stored[i])), both
+        version = None
+        if current is not None:
+            title = _first_user_title(messages)
+            version = await _touch_if_current(
+                conn, session_id, current.token, last_activity, token, title
             )
-            kept = [project(m) for m in messages[:keep]]
-
-        tail = [
-            new_message(session_id, i, messages[i], now, schema=schema)
-            for i in range(keep, len(messages))
-        ]
-        title = _first_user_title(messages) if state["untitled"] else None
-        await conn.execute_query(
-            sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
-        )
+        if current is not None and version is not None:
+            stored_count = len(current.messages)
+            # Appending (the usual case) extends the cached list in place, after commit.
+            kept = current.messages if keep == stored_count else current.messages[:keep]
+        else:
+            state = await _open_for_write(conn, session_id, now, last_activity, if_version)
+            if cached is not None and cached.token == state["messages_token"]:
+                stored_count = len(cached.messages)
+                keep = _common_prefix(cached.messages, messages)
+                kept = cached.messages if keep == stored_count else cached.messages[:keep]
+            else:
+                stored = await stored_messages(conn, session_id)
+                stored_count = len(stored)
+                both = min(stored_count, len(messages))
+                keep = next(
+                    (i for i in range(both) if not same_as_stored(messages[i], stored[i])), both
+                )
+                kept = [project(m) for m in messages[:keep]]
+            tail = _tail(session_id, messages, keep, now, schema)
+            title = _first_user_title(messages) if state["untitled"] else None
+            await conn.execute_query(
+                sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
+            )
+            version = int(state["version"]) + 1  # TOUCH's increment, under the row lock
         if keep < stored_count:
             await delete_messages_from(conn, session_id, keep)
         await insert_messages(conn, tail)
@@ -198,7 +235,7 @@ async def _save(
     # back later, this token never reaches the database and the entry is ignored.
     kept.extend(m.projection for m in tail)
     message_cache.put(session_id, token, kept)
-    return int(state["version"]) + 1  # TOUCH's increment, under the row lock
+    return version
 
 
 async def _append(
@@ -216,22 +253,39 @@ async def _append(
     token = new_token()
     cached = message_cache.get(session_id)
 
-    async with atomic(db) as conn:
-        state = await _open_for_write(conn, session_id, now, last_activity, if_version)
-        start = await next_position(conn, session_id)
-        tail = [
+    def rows(start: int) -> list[NewMessage]:
+        return [
             new_message(session_id, start + i, raw, now, index=i, schema=schema)
             for i, raw in enumerate(messages)
         ]
-        title = _first_user_title(messages) if state["untitled"] else None
-        await conn.execute_query(
-            sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
-        )
+
+    # As in `_save`: with this process's copy current, the next position is its length.
+    current = cached if if_version is None else None
+    if current is not None:
+        tail = rows(len(current.messages))
+    async with atomic(db) as conn:
+        version = None
+        if current is not None:
+            title = _first_user_title(messages)
+            version = await _touch_if_current(
+                conn, session_id, current.token, last_activity, token, title
+            )
+        trusted = current is not None and version is not None
+        if not trusted:
+            state = await _open_for_write(conn, session_id, now, last_activity, if_version)
+            trusted = cached is not None and cached.token == state["messages_token"]
+            tail = rows(await next_position(conn, session_id))
+            title = _first_user_title(messages) if state["untitled"] else None
+            await conn.execute_query(
+                sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
+            )
+            version = int(state["version"]) + 1  # TOUCH's increment, under the row lock
         await insert_messages(conn, tail)
 
-    if cached is not None and cached.token == state["messages_token"]:
+    if trusted and cached is not None:
         cached.messages.extend(m.projection for m in tail)
         message_cache.put(session_id, token, cached.messages)
     else:
         message_cache.discard(session_id)
-    return int(state["version"]) + 1
+    assert version is not None
+    return version

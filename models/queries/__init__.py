@@ -74,6 +74,14 @@ RAW_SQL: tuple[RawStatement, ...] = (
         "sessions.TOUCH", Session, "update", sessions.TOUCH_COLUMNS, sessions.TOUCH, ("id",)
     ),
     RawStatement(
+        "sessions.TOUCH_IF_CURRENT",
+        Session,
+        "update",
+        sessions.TOUCH_COLUMNS,
+        sessions.TOUCH_IF_CURRENT,
+        ("id", "messages_token"),
+    ),
+    RawStatement(
         "sessions.LOAD",
         Session,
         "select",

@@ -23,6 +23,7 @@ __all__ = [
     "SELECT_VISIBLE_COLUMNS",
     "TOUCH",
     "TOUCH_COLUMNS",
+    "TOUCH_IF_CURRENT",
 ]
 
 # Every column of the table: the save's creation and the legacy import share it.
@@ -85,6 +86,11 @@ TOUCH = (
     "UPDATE sessions SET last_activity = ?, deleted_at = NULL, is_active = TRUE, "
     "version = version + 1, messages_token = ?, title = COALESCE(title, ?) WHERE id = ?"
 )
+# Why: save and append when this process holds the stored list (the usual case): TOUCH
+# only if the stored messages_token is still the cached one, returning the new version,
+# in one round trip instead of a lock read plus TOUCH; parameters as TOUCH, then the
+# cached token.
+TOUCH_IF_CURRENT = TOUCH + " AND messages_token = ? RETURNING version"
 
 SELECT_VISIBLE_COLUMNS = ("created_at", "last_activity", "version")
 # Why: load, every agent turn (load N=1000: 1.51 | 1.53, 1.13x | 1.08x of the floor):

@@ -65,6 +65,14 @@ def test_json_that_cannot_be_stored_is_refused(value):
         TypeAdapter(JSONObject).validate_python(value)
 
 
+def test_json_integers_are_bounded_to_64_bits():
+    adapter = TypeAdapter(JSONObject)
+    assert adapter.validate_python({"big": 2**64 - 1, "small": -(2**63)})
+    for beyond in (2**64, -(2**63) - 1):
+        with pytest.raises(ValidationError, match="beyond the 64 bits"):
+            adapter.validate_python({"n": [beyond]})
+
+
 def test_json_nesting_is_bounded():
     deep: dict[str, Any] = {}
     node = deep

@@ -12,7 +12,7 @@ from agent_runtime.api.conditional import etag, resolve_if_match
 from agent_runtime.api.message_body import MESSAGES_BODY, read_messages, refuse_messages
 from agent_runtime.api.pagination import decode_cursor, encode_cursor
 from agent_runtime.api.routes._params import INVALID, IfMatch, Limit, SessionId, errors
-from agent_runtime.core.dependencies import DBService, DBSession
+from agent_runtime.core.dependencies import DBConnection, DBService, DBSession
 from agent_runtime.errors import InvalidInputError, NotFoundError
 from agent_runtime.schemas.common import StatusRead
 from agent_runtime.schemas.sessions import (
@@ -117,8 +117,10 @@ async def list_sessions(
     response_model_exclude_unset=True,
     responses=_404,
 )
-async def get_session(session_id: SessionId, db: DBSession, db_service: DBService) -> Response:
+async def get_session(session_id: SessionId, db: DBConnection, db_service: DBService) -> Response:
     """Load a session with its messages in saved order; the ETag is its version."""
+    # One statement reads the session, its version and its messages consistently, so
+    # no transaction is needed (on SQLite, it also waits for a writer's to end).
     loaded = await db_service.load_session_json(db, session_id)
     if loaded is None:
         raise _not_found(session_id)
