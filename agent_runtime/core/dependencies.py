@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import ClientDisconnect
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from agent_runtime.errors import InvalidInputError
 from agent_runtime.services._common import request_transaction
 from agent_runtime.services.database import DatabaseService
 
@@ -24,7 +26,10 @@ async def get_db(request: Request) -> AsyncIterator[BaseDBAsyncClient]:
     # the body, and later requests on the connection start from that copy: read
     # inside the transaction, they would find this request's (finished) transaction
     # as their connection.
-    await request.body()
+    try:
+        await request.body()
+    except ClientDisconnect:  # nobody to answer; what FastAPI's own body read answers
+        raise InvalidInputError("the client disconnected before sending the whole body") from None
     async with in_transaction(request.app.state.database.dialect) as transaction:
         with request_transaction(transaction):
             yield transaction
