@@ -88,6 +88,14 @@ async def _load(
     if not rows:
         return None
     created_at, last_activity, version = rows[0][:3]
+    if created_at is None:  # no message at position 0: not written by this service
+        times = (
+            await Session.filter(id=session_id)
+            .using_db(db)
+            .first()
+            .values("created_at", "last_activity")
+        )
+        created_at, last_activity = times["created_at"], times["last_activity"]
     messages = []
     if rows[0][3] is not None:  # the role: NULL when the session has no messages
         for row in rows:

@@ -336,3 +336,14 @@ async def test_concurrent_saves_of_one_new_session_leave_one_complete_version(db
     assert [r for r in results if isinstance(r, BaseException)] == []
     assert (await svc.load_session(db, "shared"))["messages"] in versions
     assert await svc.list_all_sessions(db) == ["shared"]
+
+
+async def test_load_reads_the_session_even_when_its_first_message_is_not_at_position_0(db):
+    # Not something the service writes; a hand-edited database must still load.
+    await svc.save_session(db, "s1", [{"role": "user", "content": "a"}, {"role": "user"}], T0)
+    await Message.filter(session_id="s1", position=0).using_db(db).delete()
+
+    loaded = await svc.load_session(db, "s1")
+
+    assert loaded is not None and loaded["messages"] == [{"role": "user", "content": None}]
+    assert loaded["created_at"].tzinfo is not None and loaded["last_activity"] == T0
