@@ -28,9 +28,9 @@ import asyncpg
 
 from benchmarks.data import Message
 
-__all__ = ["PostgresFloor", "SqliteFloor", "make_floor"]
+__all__ = ["MESSAGE_COLUMNS", "PRAGMAS", "PostgresFloor", "SqliteFloor", "make_floor"]
 
-_PRAGMAS = (
+PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=NORMAL",
     "cache_size=-64000",
@@ -38,7 +38,7 @@ _PRAGMAS = (
     "busy_timeout=30000",
     "foreign_keys=ON",
 )
-_MESSAGE_COLUMNS = (
+MESSAGE_COLUMNS = (
     "session_id, position, role, content, timestamp, name, tool_call_id, tool_calls, "
     "token_count, metadata"
 )
@@ -46,7 +46,7 @@ _APPROVAL_COLUMNS = "call_id, session_id, tool_name, arguments, reason, created_
 _SQL = {
     "insert_session": "INSERT INTO sessions (id, title, created_at, last_activity, is_active) "
     "VALUES ({0}, {1}, {2}, {3}, TRUE)",
-    "insert_message": f"INSERT INTO messages ({_MESSAGE_COLUMNS}) "
+    "insert_message": f"INSERT INTO messages ({MESSAGE_COLUMNS}) "
     "VALUES ({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9})",
     "touch_session": "UPDATE sessions SET last_activity = {0}, version = version + 1 "
     "WHERE id = {1}",
@@ -111,7 +111,7 @@ class SqliteFloor:
 
     async def open(self) -> None:
         self._conn = await aiosqlite.connect(self._path, isolation_level=None)
-        for pragma in _PRAGMAS:
+        for pragma in PRAGMAS:
             await self._conn.execute(f"PRAGMA {pragma}")
 
     async def close(self) -> None:

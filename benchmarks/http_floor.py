@@ -38,6 +38,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from benchmarks.floor import MESSAGE_COLUMNS as _MESSAGE_COLUMNS
+from benchmarks.floor import PRAGMAS as _PRAGMAS
+
 __all__ = ["ENV_URL", "FLOOR_JSON", "app"]
 
 ENV_URL = "BENCH_FLOOR_DB_URL"
@@ -58,18 +61,6 @@ except ImportError:  # the lead may add orjson to the project; until then, json
 
 
 _ROLES = frozenset(("user", "assistant", "system", "tool"))
-_PRAGMAS = (
-    "journal_mode=WAL",
-    "synchronous=NORMAL",
-    "cache_size=-64000",
-    "temp_store=MEMORY",
-    "busy_timeout=30000",
-    "foreign_keys=ON",
-)
-_MESSAGE_COLUMNS = (
-    "session_id, position, role, content, timestamp, name, tool_call_id, tool_calls, "
-    "token_count, metadata"
-)
 _SQL = {
     "lock": "SELECT version FROM sessions WHERE id = {0} FOR UPDATE",
     "create": "INSERT INTO sessions (id, title, created_at, last_activity, is_active, version) "
