@@ -28,7 +28,14 @@ import asyncpg
 
 from benchmarks.data import Message
 
-__all__ = ["MESSAGE_COLUMNS", "PRAGMAS", "PostgresFloor", "SqliteFloor", "make_floor"]
+__all__ = [
+    "MESSAGE_COLUMNS",
+    "PRAGMAS",
+    "AsyncpgPool",
+    "PostgresFloor",
+    "SqliteFloor",
+    "make_floor",
+]
 
 PRAGMAS = (
     "journal_mode=WAL",
@@ -195,8 +202,8 @@ class SqliteFloor:
         ]
 
 
-class PostgresFloor:
-    name = "floor"
+class AsyncpgPool:
+    """An asyncpg pool opened and closed with its owner (the floors on PostgreSQL)."""
 
     def __init__(self, dsn: str, pool_size: int = 10) -> None:
         self._dsn = dsn
@@ -214,6 +221,10 @@ class PostgresFloor:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+
+
+class PostgresFloor(AsyncpgPool):
+    name = "floor"
 
     async def seed(self, session_id: str, messages: list[Message]) -> None:
         now = datetime.now(UTC)

@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aiosqlite
-import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,6 +39,7 @@ from starlette.routing import Route
 
 from benchmarks.floor import MESSAGE_COLUMNS as _MESSAGE_COLUMNS
 from benchmarks.floor import PRAGMAS as _PRAGMAS
+from benchmarks.floor import AsyncpgPool
 
 __all__ = ["ENV_URL", "FLOOR_JSON", "app"]
 
@@ -263,24 +263,10 @@ class SqliteStore:
         return _body(session_id, created, last, rows), int(version)
 
 
-class PostgresStore:
+class PostgresStore(AsyncpgPool):
     def __init__(self, dsn: str, pool_size: int = 10) -> None:
-        self._dsn = dsn
-        self._pool_size = pool_size
-        self._pool: asyncpg.Pool | None = None
+        super().__init__(dsn, pool_size)
         self._cache: dict[str, tuple[int, Messages]] = {}
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        assert self._pool is not None, "call open() first"
-        return self._pool
-
-    async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
 
     async def save(self, session_id: str, messages: Messages) -> int:
         now = datetime.now(UTC)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any, cast
 
@@ -33,22 +33,7 @@ _request_transaction: ContextVar[BaseDBAsyncClient | None] = ContextVar(
 )
 
 
-class _Within:
-    """`atomic()` inside the request's own transaction: nothing to open."""
-
-    __slots__ = ("db",)
-
-    def __init__(self, db: BaseDBAsyncClient) -> None:
-        self.db = db
-
-    async def __aenter__(self) -> BaseDBAsyncClient:
-        return self.db
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-def atomic(db: BaseDBAsyncClient) -> TransactionContext | _Within:
+def atomic(db: BaseDBAsyncClient) -> TransactionContext | nullcontext[BaseDBAsyncClient]:
     """A transaction on `db`, or a savepoint when `db` already is a transaction,
     or nothing when `db` is the request's transaction (saves a SAVEPOINT + RELEASE).
 
@@ -56,7 +41,7 @@ def atomic(db: BaseDBAsyncClient) -> TransactionContext | _Within:
     current context; callers hand us `db` explicitly, so we use it directly.
     """
     if db is _request_transaction.get():
-        return _Within(db)
+        return nullcontext(db)
     return db._in_transaction()
 
 

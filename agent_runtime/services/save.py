@@ -92,16 +92,37 @@ def _tail(
 
 
 async def _touch_if_current(
-    conn: DB, session_id: str, cached_token: int, last_activity: datetime, token: int, title: Any
+    conn: DB,
+    session_id: str,
+    cached_token: int,
+    messages: list[Any],
+    last_activity: datetime,
+    token: int,
 ) -> int | None:
     """TOUCH the session if its stored messages are still `cached_token`'s; its new
     version, or None (nothing changed) if not. One statement instead of a lock read
     and an update: the UPDATE takes the row lock itself."""
     rows = await conn.execute_query_dict(
         sql(conn, sessions_sql.TOUCH_IF_CURRENT),
-        [last_activity, token, title, session_id, cached_token],
+        [last_activity, token, _first_user_title(messages), session_id, cached_token],
     )
     return int(rows[0]["version"]) if rows else None
+
+
+async def _touch(
+    conn: DB,
+    session_id: str,
+    state: dict[str, Any],
+    messages: list[Any],
+    last_activity: datetime,
+    token: int,
+) -> int:
+    """TOUCH the session locked by `_open_for_write`; its new version."""
+    title = _first_user_title(messages) if state["untitled"] else None
+    await conn.execute_query(
+        sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
+    )
+    return int(state["version"]) + 1  # TOUCH's increment, under the row lock
 
 
 async def _open_for_write(
@@ -199,34 +220,30 @@ async def _save(
     async with atomic(db) as conn:
         version = None
         if current is not None:
-            title = _first_user_title(messages)
             version = await _touch_if_current(
-                conn, session_id, current.token, last_activity, token, title
+                conn, session_id, current.token, messages, last_activity, token
             )
-        if current is not None and version is not None:
+        if version is None:
+            state = await _open_for_write(conn, session_id, now, last_activity, if_version)
+            trusted = cached is not None and cached.token == state["messages_token"]
+            current = cached if trusted else None
+            if current is not None:
+                keep = _common_prefix(current.messages, messages)
+            else:
+                stored = await stored_messages(conn, session_id)
+                both = min(len(stored), len(messages))
+                keep = next(
+                    (i for i in range(both) if not same_as_stored(messages[i], stored[i])), both
+                )
+            tail = _tail(session_id, messages, keep, now, schema)
+            version = await _touch(conn, session_id, state, messages, last_activity, token)
+        if current is not None:
             stored_count = len(current.messages)
             # Appending (the usual case) extends the cached list in place, after commit.
             kept = current.messages if keep == stored_count else current.messages[:keep]
         else:
-            state = await _open_for_write(conn, session_id, now, last_activity, if_version)
-            if cached is not None and cached.token == state["messages_token"]:
-                stored_count = len(cached.messages)
-                keep = _common_prefix(cached.messages, messages)
-                kept = cached.messages if keep == stored_count else cached.messages[:keep]
-            else:
-                stored = await stored_messages(conn, session_id)
-                stored_count = len(stored)
-                both = min(stored_count, len(messages))
-                keep = next(
-                    (i for i in range(both) if not same_as_stored(messages[i], stored[i])), both
-                )
-                kept = [project(m) for m in messages[:keep]]
-            tail = _tail(session_id, messages, keep, now, schema)
-            title = _first_user_title(messages) if state["untitled"] else None
-            await conn.execute_query(
-                sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
-            )
-            version = int(state["version"]) + 1  # TOUCH's increment, under the row lock
+            stored_count = len(stored)
+            kept = [project(m) for m in messages[:keep]]
         if keep < stored_count:
             await delete_messages_from(conn, session_id, keep)
         await insert_messages(conn, tail)
@@ -266,26 +283,20 @@ async def _append(
     async with atomic(db) as conn:
         version = None
         if current is not None:
-            title = _first_user_title(messages)
             version = await _touch_if_current(
-                conn, session_id, current.token, last_activity, token, title
+                conn, session_id, current.token, messages, last_activity, token
             )
-        trusted = current is not None and version is not None
-        if not trusted:
+        if version is None:
             state = await _open_for_write(conn, session_id, now, last_activity, if_version)
             trusted = cached is not None and cached.token == state["messages_token"]
+            current = cached if trusted else None
             tail = rows(await next_position(conn, session_id))
-            title = _first_user_title(messages) if state["untitled"] else None
-            await conn.execute_query(
-                sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
-            )
-            version = int(state["version"]) + 1  # TOUCH's increment, under the row lock
+            version = await _touch(conn, session_id, state, messages, last_activity, token)
         await insert_messages(conn, tail)
 
-    if trusted and cached is not None:
-        cached.messages.extend(m.projection for m in tail)
-        message_cache.put(session_id, token, cached.messages)
+    if current is not None:
+        current.messages.extend(m.projection for m in tail)
+        message_cache.put(session_id, token, current.messages)
     else:
         message_cache.discard(session_id)
-    assert version is not None
     return version

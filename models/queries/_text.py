@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-__all__ = ["column_list", "values_for"]
+__all__ = ["column_list", "quoted", "values_for"]
 
 # Column names that are SQL keywords, quoted as the schema quotes them.
 _QUOTED = frozenset({"position", "timestamp"})
 
 
-def column_list(columns: tuple[str, ...]) -> str:
-    """`a, "position", b` for `("a", "position", "b")`."""
-    return ", ".join(f'"{c}"' if c in _QUOTED else c for c in columns)
+def quoted(column: str) -> str:
+    return f'"{column}"' if column in _QUOTED else column
+
+
+def column_list(columns: tuple[str, ...], table: str | None = None) -> str:
+    """`a, "position", b` for `("a", "position", "b")`; each prefixed by `table.`
+    when given (a statement over two tables)."""
+    prefix = f"{table}." if table else ""
+    return ", ".join(prefix + quoted(c) for c in columns)
 
 
 def values_for(columns: tuple[str, ...], **literals: str) -> str:

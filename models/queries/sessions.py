@@ -40,10 +40,6 @@ INSERT_COLUMNS = (
 )
 
 
-def _qualified(table: str, columns: tuple[str, ...]) -> str:
-    return ", ".join(f"{table}.{column}" for column in column_list(columns).split(", "))
-
-
 def _insert(values: str, tail: str) -> str:
     return f"INSERT INTO sessions ({column_list(INSERT_COLUMNS)}) VALUES ({values}) {tail}"
 
@@ -105,7 +101,7 @@ LOAD = (
         f'CASE WHEN COALESCE(messages."position", 0) = 0 THEN sessions.{column} END'
         for column in SELECT_VISIBLE_COLUMNS[:2]
     )
-    + f", sessions.{SELECT_VISIBLE_COLUMNS[2]}, {_qualified('messages', LOADED_COLUMNS)} "
+    + f", sessions.{SELECT_VISIBLE_COLUMNS[2]}, {column_list(LOADED_COLUMNS, 'messages')} "
     "FROM sessions LEFT JOIN messages ON messages.session_id = sessions.id "
     f'WHERE sessions.id = ? AND sessions.{VISIBLE_SQL} ORDER BY messages."position"'
 )
