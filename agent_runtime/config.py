@@ -66,6 +66,34 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(
         0, ge=0, description="Run the retention policy inside the server this often (0: never)."
     )
+    db_direct_url: str | None = Field(
+        None,
+        description="PostgreSQL reached directly, for what cannot go through a transaction "
+        "pooler such as PgBouncer: LISTEN/NOTIFY for waits and the event stream "
+        "(default: db_url).",
+    )
+    claim_lease_seconds: float = Field(
+        300,
+        gt=0,
+        description="How long a claim on an approved tool call holds: after it, a caller "
+        "whose claimer died may claim the call again.",
+    )
+    event_poll_seconds: float = Field(
+        0.1,
+        gt=0,
+        le=5,
+        description="How often each process reads the event log for news when no "
+        "notification can tell it (SQLite; PostgreSQL without LISTEN).",
+    )
+    sse_heartbeat_seconds: float = Field(
+        15, gt=0, description="Event stream: seconds between heartbeat comments."
+    )
+    sse_buffer_events: int = Field(
+        1000,
+        ge=1,
+        description="Event stream: events held for one slow client; beyond, its stream "
+        "closes and the client resumes from its last id.",
+    )
     host: str = Field("127.0.0.1", description="Address `make run` binds to.")
     workers: int = Field(1, ge=1, description="`agent-runtime serve`: worker processes.")
     graceful_shutdown_seconds: int = Field(

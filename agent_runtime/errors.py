@@ -76,8 +76,16 @@ class NotFoundError(AgentRuntimeError, LookupError):
 
 
 class ConflictError(AgentRuntimeError):
+    """The change conflicts with the stored state; nothing was changed. `current` is
+    the stored record when the caller needs it to go on (e.g. a claim refused because
+    the tool already ran carries the approval with its result)."""
+
     status_code = 409
     code = "conflict"
+
+    def __init__(self, message: str, *, current: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class PreconditionFailedError(AgentRuntimeError):

@@ -14,12 +14,21 @@ from agent_runtime import __version__
 from agent_runtime.api.errors import install_error_handlers
 from agent_runtime.api.message_body import add_message_schemas
 from agent_runtime.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware
-from agent_runtime.api.routes import agent_contexts, approvals, health, maintenance, sessions
+from agent_runtime.api.routes import (
+    agent_contexts,
+    approval_runs,
+    approvals,
+    events,
+    health,
+    maintenance,
+    sessions,
+)
 from agent_runtime.config import Settings, get_settings
 from agent_runtime.core.retention_task import periodic_retention
-from agent_runtime.db.config import database_url, tortoise_config
+from agent_runtime.db.config import database_url, direct_database_url, tortoise_config
 from agent_runtime.db.migrations import ensure_schema
 from agent_runtime.errors import MigrationFileError, SchemaOutOfDateError
+from agent_runtime.events.hub import running_hub
 from agent_runtime.services.message_cache import message_cache
 
 __all__ = ["app", "create_app"]
@@ -52,8 +61,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # fallback) and closes them at shutdown.
     async with (
         RegisterTortoise(app, config=tortoise_config(db)),
+        running_hub(
+            db,
+            poll_seconds=settings.event_poll_seconds,
+            listen_on=direct_database_url(settings, db),
+            stream_buffer=settings.sse_buffer_events,
+        ) as hub,
         periodic_retention(settings, db.dialect),
     ):
+        app.state.hub = hub
         # What start-up built (modules, the app, pydantic's validators: some 10^5
         # objects) lives as long as the process: keep it out of every full
         # collection, so the collector's pauses scale with the live data only.
@@ -76,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     message_cache.max_messages = settings.message_cache_size
     install_error_handlers(app)
     add_message_schemas(app)
-    for module in (sessions, agent_contexts, approvals, maintenance, health):
+    for module in (sessions, agent_contexts, approvals, approval_runs, events, maintenance, health):
         app.include_router(module.router)
     # Not FastAPI's `max_body_size`: its 413 is plain text, ours has the JSON error body.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -15,14 +15,24 @@ class ApprovalStatus(StrEnum):
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     EXPIRED = "expired"  # set by retention, never by a decision
+    CLAIMED = "claimed"  # approved, and taken by the one caller that runs the tool
+    EXECUTED = "executed"  # the claim's holder reported the tool ran
+    FAILED = "failed"  # the claim's holder reported the tool failed
 
 
 # What a person (or the legacy `update_approval_status`) may set.
 DECISIONS = frozenset({ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.CANCELLED})
+# What the holder of a claim reports.
+OUTCOMES = frozenset({ApprovalStatus.EXECUTED, ApprovalStatus.FAILED})
+# Past the decision: the tool is being run or has run; no decision changes these.
+RUN_STATUSES = frozenset({ApprovalStatus.CLAIMED, *OUTCOMES})
 
 
 class PendingApproval(Model):
-    """A tool call waiting for a human decision.
+    """A tool call waiting for a human decision, and then for its one execution.
+
+    Lifecycle: pending -> approved | rejected | cancelled | expired;
+    approved -> claimed -> executed | failed. Every change is also an `Event`.
 
     `call_id` is unique: a database constraint, not a check-then-insert, keeps
     a second save of the same call a no-op even when both arrive at once. The
@@ -43,6 +53,16 @@ class PendingApproval(Model):
     )
     decided_at = fields.DatetimeField(null=True)
     decided_by = fields.CharField(max_length=NAME_MAX, null=True)
+    message = fields.TextField(null=True)  # the reviewer's words for the agent
+    # The arguments to run when the reviewer edited them; `arguments` keeps the original.
+    edited_arguments = fields.JSONField[Any](null=True)
+    # SHA-256 of the claim token: the token itself is only ever in the claimer's hands.
+    claim_token_hash = fields.CharField(max_length=64, null=True)
+    claimed_by = fields.CharField(max_length=NAME_MAX, null=True)
+    claimed_at = fields.DatetimeField(null=True)
+    claim_expires_at = fields.DatetimeField(null=True)
+    result = fields.JSONField[Any](null=True)
+    finished_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "pending_approvals"

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from pydantic import TypeAdapter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,6 +23,7 @@ __all__ = ["DatabaseUnavailableMiddleware", "error_response", "install_error_han
 
 logger = logging.getLogger(__name__)
 
+_JSON: TypeAdapter[Any] = TypeAdapter(Any)  # datetimes as the responses write them
 _HTTP_CODES = {
     401: "unauthorized",
     404: "not_found",
@@ -30,15 +32,25 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: Any = None, current: Any = None
+) -> JSONResponse:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
+    if current is not None:
+        error["current"] = _JSON.dump_python(current, mode="json")
     return JSONResponse(status_code=status, content={"error": error})
 
 
 def _domain_error_response(exc: AgentRuntimeError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, str(exc), getattr(exc, "details", None))
+    return error_response(
+        exc.status_code,
+        exc.code,
+        str(exc),
+        getattr(exc, "details", None),
+        getattr(exc, "current", None),
+    )
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:

@@ -11,11 +11,24 @@ from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from agent_runtime.config import Settings
 from agent_runtime.errors import InvalidInputError
+from agent_runtime.events.hub import EventHub
 from agent_runtime.services._common import request_transaction
 from agent_runtime.services.database import DatabaseService
 
-__all__ = ["DBConnection", "DBService", "DBSession", "get_connection", "get_db", "get_db_service"]
+__all__ = [
+    "AppSettings",
+    "DBConnection",
+    "DBService",
+    "DBSession",
+    "Hub",
+    "get_connection",
+    "get_db",
+    "get_db_service",
+    "get_hub",
+    "get_settings",
+]
 
 
 async def get_db(request: Request) -> AsyncIterator[BaseDBAsyncClient]:
@@ -46,6 +59,17 @@ async def get_db_service() -> DatabaseService:
     return _SERVICE
 
 
+async def get_hub(request: Request) -> EventHub:
+    """This process's event hub, started by the lifespan."""
+    hub: EventHub = request.app.state.hub
+    return hub
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 _SERVICE = DatabaseService()
 
 # scope="function": the commit runs when the endpoint returns, *before* the
@@ -54,3 +78,5 @@ _SERVICE = DatabaseService()
 DBSession = Annotated[BaseDBAsyncClient, Depends(get_db, scope="function")]
 DBService = Annotated[DatabaseService, Depends(get_db_service)]
 DBConnection = Annotated[BaseDBAsyncClient, Depends(get_connection)]
+Hub = Annotated[EventHub, Depends(get_hub)]
+AppSettings = Annotated[Settings, Depends(get_settings)]

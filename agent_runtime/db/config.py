@@ -8,7 +8,8 @@ from agent_runtime.config import Settings, get_settings
 from agent_runtime.db.urls import DatabaseURL, parse_db_url
 from agent_runtime.errors import AgentRuntimeError, ConfigurationError
 
-__all__ = ["APP_LABEL", "database_url", "tortoise_config"]  # and the lazy TORTOISE_ORM
+# and the lazy TORTOISE_ORM
+__all__ = ["APP_LABEL", "database_url", "direct_database_url", "tortoise_config"]
 
 APP_LABEL = "models"
 
@@ -22,6 +23,19 @@ def database_url(settings: Settings | None = None, url: str | None = None) -> Da
         connect_timeout=settings.db_connect_timeout,
         command_timeout=settings.db_command_timeout,
     )
+
+
+def direct_database_url(settings: Settings, db: DatabaseURL) -> DatabaseURL | None:
+    """Where to LISTEN: `AGENT_RUNTIME__DB_DIRECT_URL`, else the main database; None
+    for SQLite (nothing to listen to)."""
+    if db.is_sqlite:
+        return None
+    if settings.db_direct_url is None:
+        return db
+    direct = parse_db_url(settings.db_direct_url, connect_timeout=settings.db_connect_timeout)
+    if direct.is_sqlite:
+        raise ConfigurationError("AGENT_RUNTIME__DB_DIRECT_URL must be a PostgreSQL URL")
+    return direct
 
 
 def tortoise_config(db: DatabaseURL) -> dict[str, Any]:

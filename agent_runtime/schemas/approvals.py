@@ -5,15 +5,28 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_runtime.schemas.types import Decision, Id, JSONObject, Name, RequiredName, StorableText
-from models import ApprovalStatus
+from agent_runtime.schemas.types import (
+    Decision,
+    Id,
+    JSONObject,
+    Name,
+    Outcome,
+    RequiredName,
+    StorableJSON,
+    StorableText,
+)
+from models import ApprovalStatus, EventType
 
 __all__ = [
+    "ApprovalClaimCreate",
+    "ApprovalClaimRead",
     "ApprovalCreate",
     "ApprovalDecisionCreate",
+    "ApprovalEventRead",
     "ApprovalIn",
     "ApprovalPageRead",
     "ApprovalRead",
+    "ApprovalResultCreate",
 ]
 
 
@@ -55,16 +68,74 @@ class ApprovalRead(BaseModel):
     status: ApprovalStatus
     decided_at: datetime | None
     decided_by: str | None
+    message: str | None = Field(description="the reviewer's message for the agent")
+    edited_arguments: dict[str, Any] | None = Field(
+        description="the arguments to run instead of `arguments`, when the reviewer edited them"
+    )
+    claimed_by: str | None
+    claimed_at: datetime | None
+    claim_expires_at: datetime | None = Field(description="when the current claim's lease ends")
+    result: Any = Field(description="what the claim's holder reported with the outcome")
+    finished_at: datetime | None = Field(description="when the outcome was reported")
+
+
+class ApprovalClaimRead(ApprovalRead):
+    claim_token: str = Field(
+        description="the one token that can report this run's outcome; shown only here"
+    )
 
 
 class ApprovalDecisionCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"status": "approved", "decided_by": "alice"}]},
+        json_schema_extra={
+            "examples": [
+                {"status": "approved", "decided_by": "alice"},
+                {
+                    "status": "approved",
+                    "decided_by": "alice",
+                    "message": "only the draft copy",
+                    "arguments": {"path": "/tmp/report-draft.csv"},
+                },
+            ]
+        },
     )
 
     status: Decision
     decided_by: Name | None = Field(None, description="who decided")
+    message: StorableText | None = Field(None, description="text for the agent")
+    arguments: JSONObject | None = Field(
+        None, description="when approving: the arguments to run (the recorded ones are kept)"
+    )
+
+
+class ApprovalClaimCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    claimed_by: Name | None = Field(None, description="who will run the tool (for the record)")
+
+
+class ApprovalResultCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"claim_token": "...", "status": "executed", "result": {"deleted": 1}}]
+        },
+    )
+
+    claim_token: str = Field(max_length=200)
+    status: Outcome
+    result: StorableJSON = None
+
+
+class ApprovalEventRead(BaseModel):
+    id: int = Field(description="position in the event log (the SSE `id:`)")
+    type: EventType
+    session_id: str
+    call_id: str | None
+    actor: str | None
+    data: Any
+    created_at: datetime
 
 
 class ApprovalPageRead(BaseModel):

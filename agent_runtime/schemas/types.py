@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from agent_runtime.timeutils import to_utc_datetime
-from models import DECISIONS, ApprovalStatus
+from models import DECISIONS, OUTCOMES, ApprovalStatus
 from models.limits import AGENT_MAX, ID_MAX, INT_MAX, JSON_DEPTH_MAX, NAME_MAX, TITLE_MAX
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "LookupId",
     "Name",
     "OptionalAgentName",
+    "Outcome",
     "RequestTitle",
     "RequiredName",
     "StorableJSON",
@@ -99,11 +100,13 @@ def storable_json(value: Any) -> Any:
     return value
 
 
-def _decision(value: Any) -> ApprovalStatus:
-    if not isinstance(value, str) or value not in DECISIONS:
-        allowed = ", ".join(sorted(DECISIONS))
-        raise ValueError(f"must be one of {allowed}, got {value!r}")
-    return ApprovalStatus(value)
+def _one_of(allowed: frozenset[ApprovalStatus]) -> Any:
+    def check(value: Any) -> ApprovalStatus:
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"must be one of {', '.join(sorted(allowed))}, got {value!r}")
+        return ApprovalStatus(value)
+
+    return check
 
 
 def _text(*, min_length: int = 0, max_length: int | None = None) -> Any:
@@ -147,6 +150,12 @@ UTCDateTime = Annotated[datetime, BeforeValidator(to_utc_datetime)]
 # What a person may decide; `pending` and `expired` are set by the service only.
 Decision = Annotated[
     ApprovalStatus,
-    PlainValidator(_decision),
+    PlainValidator(_one_of(DECISIONS)),
     WithJsonSchema({"type": "string", "enum": sorted(d.value for d in DECISIONS)}),
+]
+# What the holder of a claim reports about the run.
+Outcome = Annotated[
+    ApprovalStatus,
+    PlainValidator(_one_of(OUTCOMES)),
+    WithJsonSchema({"type": "string", "enum": sorted(o.value for o in OUTCOMES)}),
 ]

@@ -8,16 +8,24 @@ from typing import Any, cast
 
 from tortoise.expressions import Q
 
-from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.errors import ConflictError, InvalidInputError, NotFoundError
 from agent_runtime.schemas.approvals import ApprovalIn
-from agent_runtime.schemas.types import Decision, Name
-from agent_runtime.services._common import DB, lookup_id, require_positive_int, validate
+from agent_runtime.schemas.types import Decision, JSONObject, Name, StorableText
+from agent_runtime.services._common import (
+    DB,
+    atomic,
+    lookup_id,
+    require_positive_int,
+    validate,
+)
 from agent_runtime.services._sql import db_datetime, json_dumps, json_loads, sql
+from agent_runtime.services.events import record_event
 from agent_runtime.timeutils import as_utc, utc_now
-from models import DECISIONS, ApprovalStatus, PendingApproval
+from models import DECISIONS, RUN_STATUSES, ApprovalStatus, EventType, PendingApproval
 from models.queries import approvals as approvals_sql
 
 __all__ = [
+    "APPROVAL_FIELDS",
     "DECISION_STATUSES",
     "ApprovalPage",
     "create_approval",
@@ -31,8 +39,14 @@ __all__ = [
 ]
 
 DECISION_STATUSES = DECISIONS  # kept for importers of the earlier name
-# Every column: what the hand-written INSERT writes, the id, and the decision's columns.
-_FIELDS = ("id", *approvals_sql.INSERT_COLUMNS, *sorted(approvals_sql.INSERT_LEFT_OUT))
+# What a reader sees: every column but the claim token's hash (the id only for paging).
+APPROVAL_FIELDS = tuple(
+    c
+    for c in (*approvals_sql.INSERT_COLUMNS, *sorted(approvals_sql.INSERT_LEFT_OUT))
+    if c != "claim_token_hash"
+)
+_FIELDS = ("id", *APPROVAL_FIELDS)
+_DATETIMES = ("created_at", "decided_at", "claimed_at", "claim_expires_at", "finished_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +58,31 @@ class _NewApproval:
     reason: str | None
     created_at: datetime
 
-    async def insert(self, db: DB) -> None:
-        await db.execute_query(
-            sql(db, approvals_sql.INSERT),
-            [
-                self.call_id,
-                self.session_id,
-                self.tool_name,
-                json_dumps(self.arguments),
-                self.reason,
-                self.created_at,
-                ApprovalStatus.PENDING.value,
-            ],
-        )
+    async def insert(self, db: DB) -> bool:
+        """Insert it, with its creation event; False if the call_id was taken."""
+        async with atomic(db) as conn:
+            # execute_query_dict: Tortoise's asyncpg execute_query counts no INSERTed rows.
+            rows = await conn.execute_query_dict(
+                sql(conn, approvals_sql.CREATE),
+                [
+                    self.call_id,
+                    self.session_id,
+                    self.tool_name,
+                    json_dumps(self.arguments),
+                    self.reason,
+                    self.created_at,
+                    ApprovalStatus.PENDING.value,
+                ],
+            )
+            if rows:
+                await record_event(
+                    conn,
+                    EventType.APPROVAL_CREATED,
+                    self.session_id,
+                    call_id=self.call_id,
+                    data={"tool_name": self.tool_name, "arguments": self.arguments},
+                )
+        return bool(rows)
 
 
 def _new_approval(
@@ -69,12 +95,16 @@ def _new_approval(
     return _NewApproval(**approval.model_dump(), created_at=utc_now())
 
 
-def _read(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: row[k] for k in _FIELDS if k != "id"}
+def read_approval(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of `APPROVAL_FIELDS` (at least) as the service returns it."""
+    out = {k: row[k] for k in APPROVAL_FIELDS}
     out["status"] = str(row["status"])
-    out["created_at"] = as_utc(row["created_at"])
-    out["decided_at"] = as_utc(row["decided_at"]) if row["decided_at"] else None
+    for key in _DATETIMES:
+        out[key] = as_utc(row[key]) if row[key] else None
     return out
+
+
+_read = read_approval
 
 
 async def save_pending_approval(
@@ -102,9 +132,10 @@ async def create_approval(
     returns it unchanged; a different one under an existing `call_id` raises
     `ConflictError`."""
     approval = _new_approval(session_id, call_id, tool_name, arguments, reason)
-    await approval.insert(db)
+    created = await approval.insert(db)
     stored = await get_approval(db, approval.call_id)
-    assert stored is not None
+    if stored is None:  # deleted between the two statements: ask again
+        raise ConflictError(f"approval {approval.call_id!r} was deleted meanwhile; retry")
     same = (stored["session_id"], stored["tool_name"], stored["arguments"], stored["reason"]) == (
         approval.session_id,
         approval.tool_name,
@@ -113,8 +144,7 @@ async def create_approval(
     )
     if not same:
         raise ConflictError(f"approval {approval.call_id!r} already exists with other content")
-    # Only the insert that won carries this call's own creation instant.
-    return stored, stored["created_at"] == as_utc(approval.created_at)
+    return stored, created
 
 
 async def get_approval(db: DB, call_id: str) -> dict[str, Any] | None:
@@ -173,8 +203,19 @@ async def list_approvals(
 
 
 async def delete_pending_approval(db: DB, call_id: str) -> bool:
+    """Delete the approval (its events stay, with an `approval.deleted` one); False
+    if the call is unknown."""
     call_id = lookup_id(call_id, "call_id")
-    deleted = await PendingApproval.filter(call_id=call_id).using_db(db).delete()
+    async with atomic(db) as conn:
+        session_ids = (
+            await PendingApproval.filter(call_id=call_id)
+            .using_db(conn)
+            .values_list("session_id", flat=True)
+        )
+        deleted = await PendingApproval.filter(call_id=call_id).using_db(conn).delete()
+        if deleted:
+            session_id = str(session_ids[0])
+            await record_event(conn, EventType.APPROVAL_DELETED, session_id, call_id=call_id)
     return deleted > 0
 
 
@@ -182,40 +223,100 @@ def _decision(status: Any) -> ApprovalStatus:
     return cast(ApprovalStatus, validate(Decision, status, "status"))
 
 
+_DECISION_EVENT = {
+    ApprovalStatus.APPROVED: EventType.APPROVAL_DECIDED,
+    ApprovalStatus.REJECTED: EventType.APPROVAL_DECIDED,
+    ApprovalStatus.CANCELLED: EventType.APPROVAL_CANCELLED,
+}
+
+
+async def _record_decision(
+    conn: DB,
+    stored: dict[str, Any],
+    *,
+    actor: str | None,
+    message: str | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> None:
+    data: dict[str, Any] = {"status": stored["status"], "message": message}
+    if arguments is not None:
+        data["arguments"] = arguments
+        data["original_arguments"] = stored["arguments"]
+    await record_event(
+        conn,
+        _DECISION_EVENT[ApprovalStatus(stored["status"])],
+        stored["session_id"],
+        call_id=stored["call_id"],
+        actor=actor,
+        data=data,
+    )
+
+
 async def update_approval_status(db: DB, call_id: str, status: str) -> bool:
     """Set the status to approved, rejected or cancelled (last write wins, as in the
     legacy service); anything else raises `InvalidInputError` and changes nothing.
-    False if the call is unknown."""
+    False if the call is unknown, or already claimed or run: a tool that has run
+    (or is running) is not decided again, or it could run twice."""
     call_id = lookup_id(call_id, "call_id")
     decision = _decision(status)
-    updated = (
-        await PendingApproval.filter(call_id=call_id)
-        .using_db(db)
-        .update(status=decision, decided_at=utc_now())
-    )
+    async with atomic(db) as conn:
+        updated = (
+            await PendingApproval.filter(call_id=call_id)
+            .exclude(status__in=RUN_STATUSES)
+            .using_db(conn)
+            .update(status=decision, decided_at=utc_now())
+        )
+        if updated:
+            stored = await get_approval(conn, call_id)
+            assert stored is not None
+            await _record_decision(conn, stored, actor=stored["decided_by"])
     return updated > 0
 
 
 async def decide_approval(
-    db: DB, call_id: str, status: str, *, decided_by: str | None = None
+    db: DB,
+    call_id: str,
+    status: str,
+    *,
+    decided_by: str | None = None,
+    message: str | None = None,
+    arguments: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Decide a pending approval, as a compare-and-set from `pending`.
 
-    Repeating the decision already taken returns the approval unchanged; a
-    different decision raises `ConflictError` and changes nothing; an unknown
-    call raises `NotFoundError`.
+    `message` is the reviewer's text for the agent; `arguments`, only when
+    approving, the arguments to run instead of the recorded ones (which stay as
+    they were, in `arguments`; the edit is `edited_arguments`). Repeating the
+    decision already taken returns the approval unchanged; a different decision
+    raises `ConflictError` and changes nothing; an unknown call raises `NotFoundError`.
     """
     call_id = lookup_id(call_id, "call_id")
     decision = _decision(status)
     by = validate(Name | None, decided_by, "decided_by")
-    updated = (
-        await PendingApproval.filter(call_id=call_id, status=ApprovalStatus.PENDING)
-        .using_db(db)
-        .update(status=decision, decided_at=utc_now(), decided_by=by)
-    )
-    stored = await get_approval(db, call_id)
-    if stored is None:
-        raise NotFoundError(f"approval {call_id!r} not found")
+    message = validate(StorableText | None, message, "message")
+    arguments = validate(JSONObject | None, arguments, "arguments")
+    if arguments is not None and decision != ApprovalStatus.APPROVED:
+        raise InvalidInputError(
+            "arguments can only be given when approving",
+            [{"loc": ["arguments"], "msg": "only when approving", "type": "value_error"}],
+        )
+    async with atomic(db) as conn:
+        updated = (
+            await PendingApproval.filter(call_id=call_id, status=ApprovalStatus.PENDING)
+            .using_db(conn)
+            .update(
+                status=decision,
+                decided_at=utc_now(),
+                decided_by=by,
+                message=message,
+                edited_arguments=arguments,
+            )
+        )
+        stored = await get_approval(conn, call_id)
+        if stored is None:
+            raise NotFoundError(f"approval {call_id!r} not found")
+        if updated:
+            await _record_decision(conn, stored, actor=by, message=message, arguments=arguments)
     if not updated and stored["status"] != decision:
-        raise ConflictError(f"approval {call_id!r} is already {stored['status']}")
+        raise ConflictError(f"approval {call_id!r} is already {stored['status']}", current=stored)
     return stored

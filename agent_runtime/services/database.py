@@ -19,6 +19,7 @@ from agent_runtime.config import get_settings
 from agent_runtime.db.config import database_url, tortoise_config
 from agent_runtime.db.migrations import apply_migrations
 from agent_runtime.db.urls import DatabaseURL
+from agent_runtime.events.waits import wait_for_decision
 from agent_runtime.services.agent_contexts import (
     delete_agent_context,
     get_agent_switch_history,
@@ -37,6 +38,8 @@ from agent_runtime.services.approvals import (
     save_pending_approval,
     update_approval_status,
 )
+from agent_runtime.services.claims import claim_approval, report_result
+from agent_runtime.services.events import get_approval_events, read_events
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import get_messages_paginated, list_messages
 from agent_runtime.services.retention import cleanup_old_sessions, hard_delete_old_sessions
@@ -80,6 +83,7 @@ __all__ = [  # the legacy module API
     "update_approval_status",
     "update_session_description",
     "update_session_title",
+    "wait_for_decision",
 ]
 
 
@@ -122,6 +126,11 @@ class DatabaseService:
     get_approval = staticmethod(get_approval)
     list_approvals = staticmethod(list_approvals)
     decide_approval = staticmethod(decide_approval)
+    claim_approval = staticmethod(claim_approval)
+    report_result = staticmethod(report_result)
+    get_approval_events = staticmethod(get_approval_events)
+    read_events = staticmethod(read_events)
+    wait_for_decision = staticmethod(wait_for_decision)
 
 
 _current: DatabaseURL | None = None
@@ -154,12 +163,20 @@ async def init_db() -> list[str]:
 
 async def close_db() -> None:
     global _current
+    from agent_runtime.events.service_hub import stop_service_api_hub
+
+    await stop_service_api_hub()
     await Tortoise.close_connections()
     _current = None
 
 
-def get_connection() -> BaseDBAsyncClient:
-    """The connection `init_database` opened, to pass as `db`."""
+def current_database() -> DatabaseURL:
+    """The database `init_database` connected to."""
     if _current is None:
         raise RuntimeError("call init_database() first")
-    return Tortoise.get_connection(_current.dialect)
+    return _current
+
+
+def get_connection() -> BaseDBAsyncClient:
+    """The connection `init_database` opened, to pass as `db`."""
+    return Tortoise.get_connection(current_database().dialect)

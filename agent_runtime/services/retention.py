@@ -9,9 +9,10 @@ from typing import Any
 from tortoise.expressions import F
 
 from agent_runtime.services._common import DB, atomic, require_non_negative_number
+from agent_runtime.services.events import record_event
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.timeutils import utc_now
-from models import ApprovalStatus, PendingApproval, Session
+from models import ApprovalStatus, Event, EventType, PendingApproval, Session
 
 __all__ = [
     "RetentionPolicy",
@@ -22,6 +23,7 @@ __all__ = [
     "run_retention",
 ]
 
+_RETENTION = "retention"  # the actor of what retention does
 _ID_BATCH = 500  # well under SQLite's and PostgreSQL's bound-parameter limits
 
 
@@ -52,7 +54,8 @@ async def cleanup_old_sessions(db: DB, max_age_hours: float = 24) -> int:
 
 async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
     """Remove sessions soft-deleted more than `days_old` days ago, with their
-    messages, contexts and approvals; return how many sessions."""
+    messages, contexts, approvals and events (the only way events are ever
+    deleted); return how many sessions."""
     days = require_non_negative_number(days_old, "days_old")
     async with atomic(db) as conn:
         # Deleted by id: SQLite's change counter would also count cascaded messages.
@@ -60,6 +63,7 @@ async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
         for start in range(0, len(ids), _ID_BATCH):
             batch = ids[start : start + _ID_BATCH]
             await PendingApproval.filter(session_id__in=batch).using_db(conn).delete()
+            await Event.filter(session_id__in=batch).using_db(conn).delete()
             await Session.filter(id__in=batch).using_db(conn).delete()
     for session_id in ids:
         message_cache.discard(session_id)
@@ -67,13 +71,34 @@ async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
 
 
 async def expire_pending_approvals(db: DB, max_age_hours: float) -> int:
-    """Mark approvals pending for longer than `max_age_hours` as `expired`."""
+    """Mark approvals pending for longer than `max_age_hours` as `expired`, each with
+    its `approval.expired` event."""
     hours = require_non_negative_number(max_age_hours, "max_age_hours")
-    return (
-        await _stale_approvals(hours)
-        .using_db(db)
-        .update(status=ApprovalStatus.EXPIRED, decided_at=utc_now(), decided_by="retention")
-    )
+    expired = 0
+    async with atomic(db) as conn:
+        stale = await _stale_approvals(hours).using_db(conn).values_list("id", flat=True)
+        for start in range(0, len(stale), _ID_BATCH):
+            batch = stale[start : start + _ID_BATCH]
+            # Still pending: a decision may have landed since the read (PostgreSQL).
+            rows = await (
+                PendingApproval.filter(id__in=batch, status=ApprovalStatus.PENDING)
+                .using_db(conn)
+                .select_for_update()
+                .values_list("id", "call_id", "session_id")
+            )
+            if not rows:
+                continue
+            await (
+                PendingApproval.filter(id__in=[r[0] for r in rows])
+                .using_db(conn)
+                .update(status=ApprovalStatus.EXPIRED, decided_at=utc_now(), decided_by=_RETENTION)
+            )
+            for _, call_id, session_id in rows:
+                await record_event(
+                    conn, EventType.APPROVAL_EXPIRED, session_id, call_id=call_id, actor=_RETENTION
+                )
+            expired += len(rows)
+    return expired
 
 
 @dataclass(frozen=True)

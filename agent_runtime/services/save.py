@@ -21,6 +21,7 @@ from agent_runtime.schemas.sessions import MessageIn
 from agent_runtime.schemas.types import cut_title
 from agent_runtime.services._common import DB, atomic, check_version, require_id
 from agent_runtime.services._sql import sql
+from agent_runtime.services.events import record_event
 from agent_runtime.services.message_cache import message_cache, new_token
 from agent_runtime.services.messages import (
     NewMessage,
@@ -33,6 +34,7 @@ from agent_runtime.services.messages import (
     stored_messages,
 )
 from agent_runtime.timeutils import parse_datetime, utc_now
+from models import EventType
 from models.queries import sessions as sessions_sql
 
 __all__ = ["append_messages", "save_session", "write_messages"]
@@ -123,6 +125,11 @@ async def _touch(
         sql(conn, sessions_sql.TOUCH), [last_activity, token, title, session_id]
     )
     return int(state["version"]) + 1  # TOUCH's increment, under the row lock
+
+
+async def _record_saved(conn: DB, session_id: str, version: int) -> None:
+    """The `session.saved` event: last, so the event lock is held only to the commit."""
+    await record_event(conn, EventType.SESSION_SAVED, session_id, data={"version": version})
 
 
 async def _open_for_write(
@@ -247,6 +254,7 @@ async def _save(
         if keep < stored_count:
             await delete_messages_from(conn, session_id, keep)
         await insert_messages(conn, tail)
+        await _record_saved(conn, session_id, version)
 
     # Only after our transaction (or savepoint) ended well; if an outer one rolls
     # back later, this token never reaches the database and the entry is ignored.
@@ -293,6 +301,7 @@ async def _append(
             tail = rows(await next_position(conn, session_id))
             version = await _touch(conn, session_id, state, messages, last_activity, token)
         await insert_messages(conn, tail)
+        await _record_saved(conn, session_id, version)
 
     if current is not None:
         current.messages.extend(m.projection for m in tail)

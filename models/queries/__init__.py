@@ -16,6 +16,7 @@ the registry.
     messages.py        messages
     agent_contexts.py  agent_contexts, agent_switches
     approvals.py       pending_approvals
+    events.py          events
 """
 
 from __future__ import annotations
@@ -27,11 +28,20 @@ from tortoise.models import Model
 
 from models.agent_context import AgentContext, AgentSwitch
 from models.approval import PendingApproval
+from models.event import Event
 from models.message import Message
-from models.queries import agent_contexts, approvals, messages, sessions
+from models.queries import agent_contexts, approvals, events, messages, sessions
 from models.session import Session
 
-__all__ = ["RAW_SQL", "RawStatement", "agent_contexts", "approvals", "messages", "sessions"]
+__all__ = [
+    "RAW_SQL",
+    "RawStatement",
+    "agent_contexts",
+    "approvals",
+    "events",
+    "messages",
+    "sessions",
+]
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class RawStatement:
     keys: tuple[str, ...] = ()  # filtered, ordered or conflicting on
     left_out: frozenset[str] = frozenset()  # of an INSERT: model columns not written
     left_out_why: str = ""
+    dialects: tuple[str, ...] = ("sqlite", "postgres")  # where it is used
 
 
 RAW_SQL: tuple[RawStatement, ...] = (
@@ -69,6 +80,7 @@ RAW_SQL: tuple[RawStatement, ...] = (
         sessions.LOCK_COLUMNS,
         sessions.LOCK_FOR_UPDATE,
         ("id",),
+        dialects=("postgres",),
     ),
     RawStatement(
         "sessions.TOUCH", Session, "update", sessions.TOUCH_COLUMNS, sessions.TOUCH, ("id",)
@@ -142,8 +154,19 @@ RAW_SQL: tuple[RawStatement, ...] = (
         approvals.INSERT,
         keys=("call_id",),
         left_out=approvals.INSERT_LEFT_OUT,
-        left_out_why="decided_at / decided_by: a new approval is undecided, and the "
+        left_out_why="the decision's columns (decided_*, message, edited_arguments) and the "
+        "run's (claim_*, claimed_*, result, finished_at): a new approval has neither, and the "
         "legacy store never recorded them (they stay NULL)",
+    ),
+    RawStatement(
+        "approvals.CREATE",
+        PendingApproval,
+        "insert",
+        approvals.INSERT_COLUMNS,
+        approvals.CREATE,
+        keys=("call_id", "id"),
+        left_out=approvals.INSERT_LEFT_OUT,
+        left_out_why="as approvals.INSERT",
     ),
     RawStatement(
         "approvals.SELECT_PENDING",
@@ -160,5 +183,17 @@ RAW_SQL: tuple[RawStatement, ...] = (
         ("call_id",),
         approvals.SELECT_EXISTING,
         ("call_id",),
+    ),
+    # events
+    RawStatement(
+        "events.INSERT", Event, "insert", events.INSERT_COLUMNS, events.INSERT, dialects=("sqlite",)
+    ),
+    RawStatement(
+        "events.INSERT_NOTIFY",
+        Event,
+        "insert",
+        events.INSERT_NOTIFY_COLUMNS,
+        events.INSERT_NOTIFY,
+        dialects=("postgres",),
     ),
 )

@@ -11,6 +11,7 @@ from models.approval import ApprovalStatus
 from models.queries._text import column_list, values_for
 
 __all__ = [
+    "CREATE",
     "INSERT",
     "INSERT_COLUMNS",
     "INSERT_LEFT_OUT",
@@ -29,7 +30,21 @@ INSERT_COLUMNS = (
     "created_at",
     "status",
 )
-INSERT_LEFT_OUT = frozenset({"decided_at", "decided_by"})
+# The decision's and the run's columns: a new approval has neither.
+INSERT_LEFT_OUT = frozenset(
+    {
+        "decided_at",
+        "decided_by",
+        "message",
+        "edited_arguments",
+        "claim_token_hash",
+        "claimed_by",
+        "claimed_at",
+        "claim_expires_at",
+        "result",
+        "finished_at",
+    }
+)
 # Why: every tool call of the agent loop (approval save+list: 0.18 | 0.65, 1.11x |
 # 1.05x of the floor). ON CONFLICT, not check-then-insert, makes a second save a
 # no-op. Parameter `status`: "pending" from the services, the merged status from
@@ -38,6 +53,10 @@ INSERT = (
     f"INSERT INTO pending_approvals ({column_list(INSERT_COLUMNS)}) "
     f"VALUES ({values_for(INSERT_COLUMNS)}) ON CONFLICT (call_id) DO NOTHING"
 )
+
+# Why: as INSERT, for the services: RETURNING tells whether this call inserted the
+# approval, and so records its creation event.
+CREATE = f"{INSERT} RETURNING id"
 
 PENDING_COLUMNS = ("call_id", "tool_name", "arguments", "reason", "created_at")
 # Why: every tool call of the agent loop (figures as INSERT): pending ones, oldest first.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -34,6 +35,53 @@ def every_route(app) -> list[tuple[str, str]]:
     return out
 
 
+STREAMS = frozenset({"/events"})  # answers that never end: only their status is read
+
+
+async def status_of(app, method: str, path: str, headers: dict[str, str]) -> int:
+    """The status an ASGI app starts answering with; the client then disconnects
+    (httpx's ASGI transport would wait for the end of an endless stream)."""
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    body_sent = False
+
+    async def receive():
+        nonlocal body_sent
+        if not body_sent:
+            body_sent = True
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        await started
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start" and not started.done():
+            started.set_result(message["status"])
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+    answering = asyncio.create_task(app(scope, receive, send))
+    status = await asyncio.wait_for(started, 10)
+    await asyncio.wait_for(answering, 10)  # the stream ends when its client leaves
+    return status
+
+
+async def request_status(client, app, method: str, path: str, headers: dict[str, str]) -> int:
+    if path in STREAMS:
+        return await status_of(app, method, path, headers)
+    return (await client.request(method, path, headers=headers, json={})).status_code
+
+
 async def test_the_route_list_covers_the_api(app):
     paths = {path for _, path in every_route(app)}
 
@@ -42,6 +90,9 @@ async def test_the_route_list_covers_the_api(app):
         "/sessions/x",
         "/approvals",
         "/approvals/x/decision",
+        "/approvals/x/claim",
+        "/approvals/x/wait",
+        "/events",
         "/maintenance/cleanup",
         "/docs",
         "/openapi.json",
@@ -60,6 +111,9 @@ async def test_the_route_list_covers_the_api(app):
 )
 async def test_every_non_health_route_refuses_a_missing_or_wrong_key(client, app, headers):
     for method, path in every_route(app):
+        if path in STREAMS:
+            assert await status_of(app, method, path, headers) == 401, (method, path)
+            continue
         response = await client.request(method, path, headers=headers, json={})
         if path in PUBLIC_PATHS:
             assert response.status_code != 401, (method, path)
@@ -72,8 +126,7 @@ async def test_every_non_health_route_refuses_a_missing_or_wrong_key(client, app
 async def test_the_right_key_is_let_through(client, app):
     auth = {"Authorization": f"Bearer {KEY}"}
     for method, path in every_route(app):
-        response = await client.request(method, path, headers=auth, json={})
-        assert response.status_code != 401, (method, path)
+        assert await request_status(client, app, method, path, auth) != 401, (method, path)
 
     saved = await client.post("/sessions/s1", json=[], headers=auth)
     assert saved.status_code == 200

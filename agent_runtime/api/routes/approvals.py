@@ -122,10 +122,17 @@ async def get_approval(call_id: CallId, db: DBSession, db_service: DBService) ->
 async def decide_approval(
     call_id: CallId, decision: ApprovalDecisionCreate, db: DBSession, db_service: DBService
 ) -> dict[str, Any]:
-    """Decide a pending approval. Only `pending` can be decided: repeating the same
-    decision returns the approval unchanged, a different one gets 409."""
+    """Decide a pending approval, optionally with a `message` for the agent and, when
+    approving, edited `arguments` (the recorded ones are kept). Only `pending` can be
+    decided: repeating the same decision returns the approval unchanged, a different
+    one gets 409 (with the stored approval as `error.current`)."""
     return await db_service.decide_approval(
-        db, call_id, decision.status, decided_by=decision.decided_by
+        db,
+        call_id,
+        decision.status,
+        decided_by=decision.decided_by,
+        message=decision.message,
+        arguments=decision.arguments,
     )
 
 

@@ -1,0 +1,54 @@
+"""`GET /events`: the event log as a live Server-Sent Events stream."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from sse_starlette import EventSourceResponse
+
+from agent_runtime.api.routes._params import INVALID
+from agent_runtime.core.dependencies import AppSettings, Hub
+from agent_runtime.events.stream import event_stream, first_page
+from agent_runtime.services._common import validate
+from agent_runtime.services.events import last_event_id as newest_event_id
+from models import EventType
+from models.limits import ID_MAX
+
+router = APIRouter(tags=["events"], responses=INVALID)
+
+
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "the event stream"}},
+)
+async def stream_events(
+    hub: Hub,
+    settings: AppSettings,
+    types: Annotated[
+        str | None,
+        Query(description="comma-separated event types, e.g. approval.created,approval.decided"),
+    ] = None,
+    session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="resume after this id (as `Last-Event-ID`)")
+    ] = None,
+) -> EventSourceResponse:
+    """Every event after `Last-Event-ID` (or `after`; default: from now on), then live
+    ones: `id:` is the event's position in the log, `event:` its type, `data:` the
+    event as JSON. A heartbeat comment comes every 15 s. A client too slow to keep
+    up has its stream closed: reconnect with `Last-Event-ID` to resume."""
+    wanted = None
+    if types:
+        wanted = [validate(EventType, t.strip(), "types") for t in types.split(",") if t.strip()]
+    start = last_event_id if last_event_id is not None else after
+    if start is None:
+        start = await newest_event_id(hub.connection())  # from now on
+    first = await first_page(hub, start, wanted, session_id)
+    return EventSourceResponse(
+        event_stream(hub, start, first, wanted, session_id),
+        ping=settings.sse_heartbeat_seconds,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

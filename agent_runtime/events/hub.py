@@ -1,0 +1,250 @@
+"""`EventHub`: one per process, the only reader of new events.
+
+It reads the log after the last id it has seen whenever it is told something
+may have happened (a PostgreSQL notification, a local write) or at a bounded
+interval, and hands each event to the waiters of its call and to the event
+streams. Waiters and streams hold no database connection while they wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from agent_runtime.db.errors import is_database_unavailable
+from agent_runtime.db.urls import DatabaseURL
+from agent_runtime.services.events import last_event_id, on_event_recorded, read_events
+
+__all__ = ["EventHub", "Subscription", "current_hub", "running_hub"]
+
+logger = logging.getLogger("agent_runtime.events")
+
+_BATCH = 500
+LISTENING_POLL_SECONDS = 5.0  # with working notifications, a slow safety net only
+
+
+class Subscription:
+    """What one event stream receives: the matching events, up to `maxsize` held.
+
+    Beyond that the subscription is marked `overflowed` (the stream then closes and
+    its client resumes from its last id, read from the log): a slow reader costs
+    bounded memory.
+    """
+
+    def __init__(self, maxsize: int, types: Collection[str] | None, session_id: str | None) -> None:
+        self.maxsize = maxsize
+        self.types = frozenset(types) if types else None
+        self.session_id = session_id
+        self.events: deque[dict[str, Any]] = deque()
+        self.ready = asyncio.Event()
+        self.overflowed = False
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        return (self.types is None or event["type"] in self.types) and (
+            self.session_id is None or event["session_id"] == self.session_id
+        )
+
+    def offer(self, event: dict[str, Any]) -> None:
+        if self.overflowed or not self.matches(event):
+            return
+        if len(self.events) >= self.maxsize:
+            self.overflowed = True
+        else:
+            self.events.append(event)
+        self.ready.set()
+
+    async def take(self) -> list[dict[str, Any]]:
+        """The events held (waiting for some first); [] once overflowed and drained."""
+        await self.ready.wait()
+        self.ready.clear()
+        taken = list(self.events)
+        self.events.clear()
+        return taken
+
+
+class EventHub:
+    """Reads new events of the log and dispatches them within this process."""
+
+    def __init__(
+        self,
+        connection_name: str,
+        *,
+        poll_seconds: float,
+        listen_on: DatabaseURL | None = None,
+        stream_buffer: int = 1000,
+    ) -> None:
+        self.connection_name = connection_name
+        self.poll_seconds = poll_seconds
+        self.listen_on = listen_on
+        self.stream_buffer = stream_buffer
+        self.listening = False  # set by the listener while notifications arrive
+        self.last_id = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._streams: set[Subscription] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unregister: Callable[[], None] | None = None
+        self._failing = False
+
+    # -- what others use -------------------------------------------------------
+
+    def connection(self) -> BaseDBAsyncClient:
+        return Tortoise.get_connection(self.connection_name)
+
+    def poke(self) -> None:
+        """Something may have been written: read the log now."""
+        self._wake.set()
+
+    @contextmanager
+    def watch(self, call_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever an event of `call_id` is read. Enter it *before*
+        reading the approval, so a decision landing in between is not missed."""
+        changed = asyncio.Event()
+        self._waiters.setdefault(call_id, set()).add(changed)
+        try:
+            yield changed
+        finally:
+            waiters = self._waiters.get(call_id)
+            if waiters is not None:
+                waiters.discard(changed)
+                if not waiters:
+                    del self._waiters[call_id]
+
+    @contextmanager
+    def subscribe(
+        self, types: Collection[str] | None = None, session_id: str | None = None
+    ) -> Iterator[Subscription]:
+        subscription = Subscription(self.stream_buffer, types, session_id)
+        self._streams.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._streams.discard(subscription)
+
+    @property
+    def waiter_count(self) -> int:
+        return sum(len(w) for w in self._waiters.values())
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
+
+    @property
+    def mode(self) -> str:
+        """ "listen" (PostgreSQL notifications) or "poll" (reading the log every
+        `poll_seconds`)."""
+        return "listen" if self.listening else "poll"
+
+    # -- life ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        try:
+            self.last_id = await last_event_id(self.connection())
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            logger.warning("event log unreadable at start-up (%r); will retry", exc)
+        self._tasks.append(asyncio.create_task(self._read_forever(), name="event-hub"))
+        if self.listen_on is not None:
+            from agent_runtime.events.listener import listen_forever
+
+            self._tasks.append(asyncio.create_task(listen_forever(self), name="event-listener"))
+        else:
+            # SQLite: a local write's event is readable once its transaction ends
+            # (the read queues behind it on the one connection): read right away.
+            self._unregister = on_event_recorded(self.poke)
+
+    async def stop(self) -> None:
+        if self._unregister is not None:
+            self._unregister()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        # Streams end; waiters answer with what they read last.
+        for subscription in self._streams:
+            subscription.overflowed = True
+            subscription.ready.set()
+
+    # -- reading ---------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        while True:
+            interval = LISTENING_POLL_SECONDS if self.listening else self.poll_seconds
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            try:
+                await self.read_new()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._failing:
+                    logger.warning("cannot read the event log (%r); retrying", exc)
+                self._failing = True
+            else:
+                if self._failing:
+                    logger.info("event log readable again")
+                self._failing = False
+
+    async def read_new(self) -> None:
+        """Read and dispatch every event after `last_id`."""
+        while True:
+            events = await read_events(self.connection(), after=self.last_id, limit=_BATCH)
+            for event in events:
+                self._dispatch(event)
+                self.last_id = event["id"]
+            if len(events) < _BATCH:
+                return
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        call_id = event["call_id"]
+        if call_id is not None:
+            for changed in self._waiters.get(call_id, ()):
+                changed.set()
+        for subscription in self._streams:
+            subscription.offer(event)
+
+
+# The hub of this process: the app's (lifespan), or one started for the service API.
+_current: EventHub | None = None
+
+
+def current_hub() -> EventHub | None:
+    hub = _current
+    if hub is None or hub.loop is not asyncio.get_running_loop():
+        return None
+    return hub
+
+
+@asynccontextmanager
+async def running_hub(
+    db: DatabaseURL,
+    *,
+    poll_seconds: float,
+    listen_on: DatabaseURL | None,
+    stream_buffer: int = 1000,
+) -> AsyncIterator[EventHub]:
+    """Run this process's hub for `db` (Tortoise initialised) while in the block."""
+    global _current
+    hub = EventHub(
+        db.dialect, poll_seconds=poll_seconds, listen_on=listen_on, stream_buffer=stream_buffer
+    )
+    await hub.start()
+    previous, _current = _current, hub
+    try:
+        yield hub
+    finally:
+        _current = previous
+        await hub.stop()

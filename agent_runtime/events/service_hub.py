@@ -1,0 +1,42 @@
+"""The hub for code that uses the service API in-process (`init_database`, no app):
+started by the first `wait_for_decision`, stopped by `close_db`."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+from agent_runtime.config import get_settings
+from agent_runtime.db.config import direct_database_url
+from agent_runtime.events.hub import EventHub, current_hub, running_hub
+
+__all__ = ["service_api_hub", "stop_service_api_hub"]
+
+_stack: AsyncExitStack | None = None
+
+
+async def service_api_hub() -> EventHub:
+    global _stack
+    hub = current_hub()
+    if hub is not None:
+        return hub
+    from agent_runtime.services.database import current_database
+
+    db = current_database()
+    settings = get_settings()
+    await stop_service_api_hub()  # one started on another event loop
+    _stack = AsyncExitStack()
+    return await _stack.enter_async_context(
+        running_hub(
+            db,
+            poll_seconds=settings.event_poll_seconds,
+            listen_on=direct_database_url(settings, db),
+            stream_buffer=settings.sse_buffer_events,
+        )
+    )
+
+
+async def stop_service_api_hub() -> None:
+    global _stack
+    stack, _stack = _stack, None
+    if stack is not None:
+        await stack.aclose()

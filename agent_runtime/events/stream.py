@@ -1,0 +1,66 @@
+"""The Server-Sent Events stream of `GET /events`.
+
+Every event of the log after the client's last id, in order, exactly once: first
+what the log holds (read in pages), then what the hub hands over live; an event
+seen in both is sent once (ids only grow). A client reconnecting with
+`Last-Event-ID` resumes after it, across server restarts too, since the ids are
+the log's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from typing import Any
+
+import orjson
+from sse_starlette import ServerSentEvent
+
+from agent_runtime.events.hub import EventHub
+from agent_runtime.services.events import read_events
+
+__all__ = ["PAGE", "event_stream", "first_page"]
+
+PAGE = 500
+
+
+def _sse(event: dict[str, Any]) -> ServerSentEvent:
+    data = {**event, "created_at": event["created_at"].isoformat()}
+    return ServerSentEvent(orjson.dumps(data).decode(), id=str(event["id"]), event=event["type"])
+
+
+async def first_page(
+    hub: EventHub, after: int, types: Collection[str] | None, session_id: str | None
+) -> list[dict[str, Any]]:
+    """The log's first page after `after`; read before the response starts, so an
+    unreachable database is answered 503 rather than with a broken stream."""
+    return await read_events(
+        hub.connection(), after=after, limit=PAGE, types=types, session_id=session_id
+    )
+
+
+async def event_stream(
+    hub: EventHub,
+    after: int,
+    first: list[dict[str, Any]],
+    types: Collection[str] | None,
+    session_id: str | None,
+) -> AsyncIterator[ServerSentEvent]:
+    """`first` (from `first_page`), the rest of the log, then live events. Ends when
+    the client fell `hub.stream_buffer` events behind: it reconnects and resumes."""
+    last = after
+    with hub.subscribe(types, session_id) as subscription:  # before reading on
+        page = first
+        while True:
+            for event in page:
+                last = event["id"]
+                yield _sse(event)
+            if len(page) < PAGE:
+                break
+            page = await read_events(
+                hub.connection(), after=last, limit=PAGE, types=types, session_id=session_id
+            )
+        while not subscription.overflowed or subscription.events:
+            for event in await subscription.take():
+                if event["id"] > last:
+                    last = event["id"]
+                    yield _sse(event)

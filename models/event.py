@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.limits import ENUM_MAX, ID_MAX, NAME_MAX
+
+
+class EventType(StrEnum):
+    APPROVAL_CREATED = "approval.created"
+    APPROVAL_DECIDED = "approval.decided"  # approved or rejected
+    APPROVAL_CANCELLED = "approval.cancelled"
+    APPROVAL_EXPIRED = "approval.expired"
+    APPROVAL_CLAIMED = "approval.claimed"  # also a re-claim after the lease ran out
+    APPROVAL_EXECUTED = "approval.executed"
+    APPROVAL_FAILED = "approval.failed"
+    APPROVAL_DELETED = "approval.deleted"
+    SESSION_SAVED = "session.saved"
+
+
+class Event(Model):
+    """One entry of the append-only event log: what happened to an approval, or
+    that a session was saved.
+
+    Written in the transaction of the change it records, never updated; rows
+    leave only with their session, when retention hard-deletes it. `id` orders
+    the log: on PostgreSQL event writers take a transaction lock, so ids become
+    visible in increasing order (a reader that has seen id N never later finds a
+    smaller one), and the SSE stream uses it as its `id:`.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    type = fields.CharEnumField(EventType, max_length=ENUM_MAX)
+    session_id = fields.CharField(max_length=ID_MAX)
+    call_id = fields.CharField(max_length=ID_MAX, null=True)
+    actor = fields.CharField(max_length=NAME_MAX, null=True)
+    data = fields.JSONField[Any](null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "events"
+        indexes = (("call_id", "id"), ("session_id", "id"))
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"
