@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("legacy", "ours", "floor", "http", "rest_ours", "rest_floor")
+ROLES = ("legacy", "ours", "floor", "http", "rest_ours", "rest_floor", "hitl")
 
 
 @dataclass(frozen=True)

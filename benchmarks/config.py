@@ -30,6 +30,9 @@ class Config:
     rest_rounds: int  # concurrent runs per server, alternating ours, floor, ours, ...
     rest_service_size: int  # existing messages for the service-level save
     rest_service_samples: int
+    # `hitl`: waits parked on uvicorn servers, decided from another server process
+    hitl_waiters: int  # parked waits decided one at a time (decision-to-wake latency)
+    hitl_memory_waiters: tuple[int, ...]  # parked waits on one worker, per fresh server (RSS)
 
 
 FULL = Config(
@@ -55,6 +58,8 @@ FULL = Config(
     rest_rounds=2,
     rest_service_size=10000,
     rest_service_samples=40,
+    hitl_waiters=300,
+    hitl_memory_waiters=(1000, 5000),
 )
 
 SMOKE = Config(
@@ -80,4 +85,6 @@ SMOKE = Config(
     rest_rounds=1,
     rest_service_size=1000,
     rest_service_samples=5,
+    hitl_waiters=20,
+    hitl_memory_waiters=(50,),
 )

@@ -136,6 +136,38 @@ def _rest_targets(
     ]
 
 
+def _hitl_targets(
+    results: dict[str, Any],
+) -> list[tuple[str, Any, Callable[[float], bool], str]]:
+    hitl = results.get("hitl")
+    if not hitl:
+        return []
+    lat = hitl.get("latency") or {}
+    runs = _get(hitl, "memory", "runs") or []
+    rows: list[tuple[str, Any, Callable[[float], bool], str]] = []
+    if lat:
+        target = lat["target_p99_ms"]
+        rows.append(
+            (
+                f"HITL wake p99 <= {target:.0f} ms ({lat['workers']} workers)",
+                lat.get("p99_ms"),
+                lambda v: v <= target,
+                "ms",
+            )
+        )
+    waiters = lat.get("waiters", 0) + sum(r["waiters"] for r in runs)
+    woke = lat.get("woke", 0) + sum(r["woke"] for r in runs)
+    rows.append(
+        (
+            "HITL: every waiter woke (missed)",
+            waiters - woke if waiters else None,
+            lambda v: v == 0,
+            "missed",
+        )
+    )
+    return rows
+
+
 def targets(results: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each PASS / MISS with the measured value (n/a if not run)."""
     ours_save = _get(results, "save", "ours")
@@ -198,6 +230,7 @@ def targets(results: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]
             "x",
         ),
         *_rest_targets(results, rat),
+        *_hitl_targets(results),
     ]
     return [
         {
@@ -225,6 +258,7 @@ def sanity(results: dict[str, Any]) -> list[str]:
             first = _get(results, "concurrency", impl, "first_errors")
             problems.append(f"{impl}: {errors} errors under concurrency, e.g. {first[:1]}")
     problems += [f"rest: {p}" for p in _get(results, "rest", "problems") or []]
+    problems += [f"hitl: {p}" for p in _get(results, "hitl", "problems") or []]
     if _get(results, "http", "errors"):
         problems.append(
             f"http: {results['http']['errors']} failed requests, e.g. "
@@ -319,6 +353,8 @@ def table(backend: str, data: dict[str, Any]) -> str:
         )
     if "rest" in results:
         lines += _rest_table(results["rest"], rat.get("rest", {}))
+    if "hitl" in results:
+        lines += _hitl_table(results["hitl"])
     lines.append("targets:")
     for t in data["targets"]:
         value, unit = t["measured"], t["unit"]
@@ -390,6 +426,48 @@ def _rest_table(rest: dict[str, Any], rat: dict[str, Any]) -> list[str]:
         )
         lines.append("  (service level, no HTTP: fresh dicts; floor = append one row + compare)")
     return lines
+
+
+def _hitl_table(hitl: dict[str, Any]) -> list[str]:
+    lines = [f"HITL via uvicorn: waits woken by decisions sent to {hitl['decisions_from']}"]
+    if hitl.get("problems"):
+        lines.append(
+            f"  !! {len(hitl['problems'])}+ wrong answers (SANITY below): its figures time "
+            "wrong answers"
+        )
+    lat = hitl.get("latency")
+    if lat:
+        parked = lat["parked"]
+        spread = ", ".join(str(n) for n in parked["per_worker"].values())
+        lines.append(
+            f"  wake latency, {lat['workers']} workers, {lat['waiters']} waiters decided one at "
+            f"a time (decision sent -> waiter's answer): p50 {_num(lat['p50_ms'])} ms, p99 "
+            f"{_num(lat['p99_ms'])} ms, max {_num(lat['max_ms'])} ms; woke {lat['woke']}/"
+            f"{lat['waiters']}"
+        )
+        per_worker = "; ".join(
+            f"{_num(w['p50_ms'])} | {_num(w['p99_ms'])}" for w in lat["per_worker"].values()
+        )
+        lines.append(
+            f"  waiters per worker {spread}; per worker p50 | p99 ms: {per_worker}; decision "
+            f"round trip p50 {_num(lat['decision_round_trip']['p50_ms'])} ms"
+        )
+    memory = hitl.get("memory")
+    if memory:
+        pool = f", pool max {memory['pool_max_size']}" if memory["pool_max_size"] else ""
+        for r in memory["runs"]:
+            lines.append(
+                f"  1 worker{pool}, K={r['k']} parked: RSS {_mib(r['rss_before_kib'])} -> "
+                f"{_mib(r['rss_with_waiters_kib'])} MiB = {_num(r['kib_per_waiter'])} KiB/waiter"
+                f" (after: {_mib(r['rss_after_kib'])} MiB); woke {r['woke']}/{r['waiters']}, "
+                f"parked in {_num(r['parked']['parked_s'])} s, all answered "
+                f"{_num(r['all_answered_s'])} s after the first decision"
+            )
+    return lines
+
+
+def _mib(kib: int | None) -> str:
+    return "-" if kib is None else f"{kib / 1024:.1f}"
 
 
 def machine_line(meta: dict[str, Any]) -> str:

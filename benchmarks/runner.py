@@ -19,10 +19,10 @@ from benchmarks.config import FULL, SMOKE, Config
 from benchmarks.floor import make_floor
 from benchmarks.legacy import Legacy
 from benchmarks.ours import Ours, OursAppend
-from benchmarks.workloads import approvals, concurrency, conversation, http, rest
+from benchmarks.workloads import approvals, concurrency, conversation, hitl, http, rest
 
 BACKENDS = ("sqlite", "postgres")
-WORKLOADS = ("conversation", "concurrency", "approvals", "http", "rest")
+WORKLOADS = ("conversation", "concurrency", "approvals", "http", "rest", "hitl")
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=_csv(WORKLOADS),
         default=list(WORKLOADS),
         help=f"default: {','.join(WORKLOADS)} (conversation = save and load at each N; "
-        "rest = this project's REST endpoints vs a bare Starlette floor, both under uvicorn)",
+        "rest = this project's REST endpoints vs a bare Starlette floor, both under uvicorn; "
+        "hitl = approval waits on multi-worker uvicorn servers: decision-to-wake latency, "
+        "memory per waiter)",
     )
     parser.add_argument(
         "--pg-url",
@@ -112,6 +114,8 @@ async def _run_backend(
         )
     if "rest" in workloads:
         results["rest"] = await rest.run(dbs, cfg, prefix, log)
+    if "hitl" in workloads:
+        results["hitl"] = await hitl.run(dbs, cfg, prefix, log)
     rat = report.ratios(results)
     return {
         "version": dbs.version,

@@ -10,9 +10,9 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from pydantic import TypeAdapter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
+from sse_starlette.sse import AppStatus
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -28,6 +29,7 @@ logger = logging.getLogger("agent_runtime.events")
 
 _BATCH = 500
 LISTENING_POLL_SECONDS = 5.0  # with working notifications, a slow safety net only
+_SHUTDOWN_CHECK_SECONDS = 0.5
 
 
 class Subscription:
@@ -93,6 +95,7 @@ class EventHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._unregister: Callable[[], None] | None = None
         self._failing = False
+        self.closing = False  # the server is shutting down: waits answer now
 
     # -- what others use -------------------------------------------------------
 
@@ -154,6 +157,7 @@ class EventHub:
                 raise
             logger.warning("event log unreadable at start-up (%r); will retry", exc)
         self._tasks.append(asyncio.create_task(self._read_forever(), name="event-hub"))
+        self._tasks.append(asyncio.create_task(self._watch_shutdown(), name="event-hub-exit"))
         if self.listen_on is not None:
             from agent_runtime.events.listener import listen_forever
 
@@ -163,7 +167,22 @@ class EventHub:
             # (the read queues behind it on the one connection): read right away.
             self._unregister = on_event_recorded(self.poke)
 
+    def close(self) -> None:
+        """Answer every wait now, so a graceful shutdown is not held up by them."""
+        self.closing = True
+        for waiters in self._waiters.values():
+            for changed in waiters:
+                changed.set()
+
+    async def _watch_shutdown(self) -> None:
+        # uvicorn's SIGTERM, as seen by sse-starlette (which ends the event streams
+        # itself); the lifespan's shutdown only runs once every request has ended.
+        while not AppStatus.should_exit:  # noqa: ASYNC110 - a flag set by a signal handler
+            await asyncio.sleep(_SHUTDOWN_CHECK_SECONDS)
+        self.close()
+
     async def stop(self) -> None:
+        self.close()
         if self._unregister is not None:
             self._unregister()
         for task in self._tasks:

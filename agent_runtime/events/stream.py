@@ -48,17 +48,22 @@ async def event_stream(
     """`first` (from `first_page`), the rest of the log, then live events. Ends when
     the client fell `hub.stream_buffer` events behind: it reconnects and resumes."""
     last = after
-    with hub.subscribe(types, session_id) as subscription:  # before reading on
-        page = first
+    with hub.subscribe(types, session_id) as subscription:
+        for event in first:
+            last = event["id"]
+            yield _sse(event)
+        # Read on at least once *after* subscribing: what the hub handed out between
+        # `first` and the subscription is in the log, and what comes later is in the
+        # subscription, so nothing falls in between.
         while True:
+            page = await read_events(
+                hub.connection(), after=last, limit=PAGE, types=types, session_id=session_id
+            )
             for event in page:
                 last = event["id"]
                 yield _sse(event)
             if len(page) < PAGE:
                 break
-            page = await read_events(
-                hub.connection(), after=last, limit=PAGE, types=types, session_id=session_id
-            )
         while not subscription.overflowed or subscription.events:
             for event in await subscription.take():
                 if event["id"] > last:

@@ -28,7 +28,8 @@ async def wait_for_decision(
     `timeout` seconds have passed (then still `pending`). `NotFoundError` for an
     unknown call.
 
-    Holds no connection while it waits: it reads the approval, then sleeps until the
+    Answers early (still `pending`) when the server shuts down. Holds no connection
+    while it waits: it reads the approval, then sleeps until the
     process's event hub reads an event of this call. The hub is the app's, or (for
     code using the service API after `init_database`) one started on first use.
     """
@@ -46,7 +47,7 @@ async def wait_for_decision(
             if approval is None:
                 raise NotFoundError(f"approval {call_id!r} not found")
             remaining = deadline - loop.time()
-            if approval["status"] != ApprovalStatus.PENDING or remaining <= 0:
+            if approval["status"] != ApprovalStatus.PENDING or remaining <= 0 or hub.closing:
                 return approval
             with suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)

@@ -139,30 +139,72 @@ class Served:
     port: int
     pid: int
     log_tail: Callable[[], str]  # the server's latest output (its tracebacks)
+    # The processes running the app: (pid,) with one worker, else uvicorn's children.
+    worker_pids: tuple[int, ...] = ()
+
+
+def worker_processes(pid: int) -> tuple[int, ...]:
+    """The worker processes of the uvicorn supervisor `pid` (Linux): its children started
+    by multiprocessing's spawn (not its resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile
+    return tuple(sorted(found))
+
+
+async def _wait_workers(workers: int, pid: int, log: Callable[[], bytes]) -> tuple[int, ...]:
+    """Until each of `workers` processes has logged the end of its start-up (a worker
+    accepts connections right after); their pids."""
+    deadline = time.perf_counter() + _START_TIMEOUT
+    while time.perf_counter() < deadline:
+        pids = worker_processes(pid)
+        if len(pids) == workers and log().count(b"Application startup complete.") >= workers:
+            return pids
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"not all {workers} uvicorn workers started in {_START_TIMEOUT:.0f} s")
 
 
 @asynccontextmanager
-async def serve(app: str, env: dict[str, str], what: str) -> AsyncIterator[Served]:
+async def serve(
+    app: str, env: dict[str, str], what: str, *, workers: int = 1
+) -> AsyncIterator[Served]:
     """Run `uvicorn <app>` (one worker, the flags every HTTP workload uses) on a free
     port with `env` added to this process's environment, once /health/ready answers
-    200. A failure inside carries the server's output."""
+    200. A failure inside carries the server's output.
+
+    `workers` > 1: uvicorn's `--workers`, logging at info level (lifecycle lines only;
+    no access log) so that it is ready once every worker has finished its start-up."""
     port = _free_port()
     env = {**os.environ, **env}
     env.pop("AGENT_RUNTIME__API_KEY", None)  # an inherited key would make every request a 401
     command = [sys.executable, "-m", "uvicorn", app]
-    command += ["--host", _HOST, "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    level = "warning" if workers == 1 else "info"
+    command += ["--host", _HOST, "--port", str(port), "--log-level", level, "--no-access-log"]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     with tempfile.TemporaryFile() as server_log:
 
-        def log_tail() -> str:
+        def log() -> bytes:
             server_log.seek(0)
-            return server_log.read()[-2000:].decode(errors="replace")
+            return server_log.read()
+
+        def log_tail() -> str:
+            return log()[-2000:].decode(errors="replace")
 
         proc = await asyncio.create_subprocess_exec(
             *command, cwd=REPO_ROOT, env=env, stdout=server_log, stderr=server_log
         )
         try:
             await _wait_ready(port, proc)
-            yield Served(port, proc.pid, log_tail)
+            pids = (proc.pid,) if workers == 1 else await _wait_workers(workers, proc.pid, log)
+            yield Served(port, proc.pid, log_tail, pids)
         except Exception as exc:
             tail = log_tail()
             raise RuntimeError(f"{what} failed: {exc}\nserver output:\n{tail}") from exc

@@ -31,6 +31,20 @@ class Connection:
             self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
         return self._reader, self._writer
 
+    async def connect(self) -> None:
+        """Open the connection now (it is otherwise opened by the first request)."""
+        try:
+            await self._open()
+        except OSError as exc:
+            raise HTTPError(f"connect: {type(exc).__name__}: {exc}") from exc
+
+    @property
+    def local_port(self) -> int | None:
+        """This side's port while connected (to find the server's end in /proc/net/tcp)."""
+        if self._writer is None:
+            return None
+        return int(self._writer.get_extra_info("sockname")[1])
+
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

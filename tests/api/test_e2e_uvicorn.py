@@ -140,6 +140,10 @@ def test_generated_requests_never_get_a_server_error_or_an_undeclared_response(s
             "none",
             "--request-timeout",
             "10",
+            # An endless stream and a wait of up to 60 s: tests/api/test_events_api.py and
+            # test_approval_runs_api.py cover them.
+            "--exclude-path-regex",
+            r"^/(events|approvals/\{call_id\}/wait)$",
             # Reproductions must show the real values ("session_id" would be "[Filtered]").
             "--output-sanitize",
             "false",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi.routing import APIRoute, iter_route_contexts
+from sse_starlette import EventSourceResponse
 
 from agent_runtime.config import Settings
 from agent_runtime.main import create_app
@@ -14,6 +15,10 @@ def test_every_route_declares_a_response_model_or_no_content():
     api_routes = [r for r in routes if isinstance(r, APIRoute)]
     assert len(api_routes) >= 20
     for route in api_routes:
+        if route.response_class is EventSourceResponse:  # a stream: described by its media type
+            schema = app.openapi()["paths"][route.path]["get"]["responses"]["200"]
+            assert "text/event-stream" in schema["content"], route.path
+            continue
         assert route.response_model is not None or route.status_code == 204, route.path
 
 
