@@ -17,6 +17,7 @@ from typing import Any, cast
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schemas.types import Name, Outcome, StorableJSON
 from agent_runtime.services._common import DB, atomic, lookup_id, validate
+from agent_runtime.services._sql import json_or_none
 from agent_runtime.services.approvals import APPROVAL_FIELDS, read_approval
 from agent_runtime.services.events import record_event
 from agent_runtime.timeutils import utc_now
@@ -35,17 +36,14 @@ def _hash(token: str) -> str:
 
 
 async def _locked(conn: DB, call_id: str) -> tuple[dict[str, Any], str | None]:
-    """The approval, row-locked on PostgreSQL (SQLite's writers are serialized), and
-    its claim token's hash; `NotFoundError` if unknown."""
-    rows = await (
-        PendingApproval.filter(call_id=call_id)
-        .using_db(conn)
-        .select_for_update()
-        .values(*APPROVAL_FIELDS, "claim_token_hash")
-    )
-    if not rows:
+    """The approval, row-locked to the end of the transaction on PostgreSQL (SQLite's
+    writers are serialized), and its claim token's hash; `NotFoundError` if unknown.
+
+    A model query: Tortoise drops `select_for_update()` from `.values()` queries."""
+    row = await PendingApproval.filter(call_id=call_id).using_db(conn).select_for_update().first()
+    if row is None:
         raise NotFoundError(f"approval {call_id!r} not found")
-    return read_approval(rows[0]), rows[0]["claim_token_hash"]
+    return read_approval({f: getattr(row, f) for f in APPROVAL_FIELDS}), row.claim_token_hash
 
 
 def _refusal(approval: dict[str, Any], now: Any) -> str | None:
@@ -149,7 +147,8 @@ async def report_result(
         await (
             PendingApproval.filter(call_id=call_id)
             .using_db(conn)
-            .update(status=outcome, result=result, finished_at=now)
+            # Encoded here: Tortoise's JSONField takes a str as JSON text already.
+            .update(status=outcome, result=json_or_none(result), finished_at=now)
         )
         await record_event(
             conn,

@@ -80,22 +80,26 @@ async def expire_pending_approvals(db: DB, max_age_hours: float) -> int:
         for start in range(0, len(stale), _ID_BATCH):
             batch = stale[start : start + _ID_BATCH]
             # Still pending: a decision may have landed since the read (PostgreSQL).
+            # Model rows: Tortoise drops select_for_update() from .values() queries.
             rows = await (
                 PendingApproval.filter(id__in=batch, status=ApprovalStatus.PENDING)
                 .using_db(conn)
                 .select_for_update()
-                .values_list("id", "call_id", "session_id")
             )
             if not rows:
                 continue
             await (
-                PendingApproval.filter(id__in=[r[0] for r in rows])
+                PendingApproval.filter(id__in=[r.id for r in rows])
                 .using_db(conn)
                 .update(status=ApprovalStatus.EXPIRED, decided_at=utc_now(), decided_by=_RETENTION)
             )
-            for _, call_id, session_id in rows:
+            for row in rows:
                 await record_event(
-                    conn, EventType.APPROVAL_EXPIRED, session_id, call_id=call_id, actor=_RETENTION
+                    conn,
+                    EventType.APPROVAL_EXPIRED,
+                    row.session_id,
+                    call_id=row.call_id,
+                    actor=_RETENTION,
                 )
             expired += len(rows)
     return expired
