@@ -30,7 +30,7 @@ logger = logging.getLogger("agent_runtime.events")
 
 SELF_TEST_SECONDS = 5.0
 _CHECK_SECONDS = 5.0  # how often the idle connection is checked
-_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # reconnect back-off
+_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)  # reconnect back-off: back within 2 s of the database
 
 
 async def _self_test(hub: EventHub, arrived: dict[str, asyncio.Event]) -> bool:
