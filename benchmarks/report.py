@@ -429,7 +429,13 @@ def _rest_table(rest: dict[str, Any], rat: dict[str, Any]) -> list[str]:
 
 
 def _hitl_table(hitl: dict[str, Any]) -> list[str]:
-    lines = [f"HITL via uvicorn: waits woken by decisions sent to {hitl['decisions_from']}"]
+    load = " / ".join(
+        f"{hitl[k][0]:.2f}" for k in ("load_average_before", "load_average_after") if k in hitl
+    )
+    lines = [
+        f"HITL via uvicorn: waits woken by decisions sent to {hitl['decisions_from']} "
+        f"(1-min load average before / after: {load})"
+    ]
     if hitl.get("problems"):
         lines.append(
             f"  !! {len(hitl['problems'])}+ wrong answers (SANITY below): its figures time "

@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "design and a raw-driver floor, on SQLite and PostgreSQL.",
     )
     parser.add_argument(
-        "--smoke", action="store_true", help="tiny sizes and durations (under a minute; CI)"
+        "--smoke", action="store_true", help="tiny sizes and durations (about a minute; CI)"
     )
     parser.add_argument(
         "--backends", type=_csv(BACKENDS), default=list(BACKENDS), help="default: sqlite,postgres"

@@ -201,8 +201,11 @@ class EventHub:
     async def _read_forever(self) -> None:
         while True:
             interval = LISTENING_POLL_SECONDS if self.listening else self.poll_seconds
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel
+            # of stop() when it lands just after the wake-up, and the loop goes on.
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.read_new()

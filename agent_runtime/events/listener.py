@@ -38,7 +38,8 @@ async def _self_test(hub: EventHub, arrived: dict[str, asyncio.Event]) -> bool:
     arrived[token] = asyncio.Event()
     try:
         await hub.connection().execute_query("SELECT pg_notify($1, $2)", [NOTIFY_CHANNEL, token])
-        await asyncio.wait_for(arrived[token].wait(), SELF_TEST_SECONDS)
+        async with asyncio.timeout(SELF_TEST_SECONDS):
+            await arrived[token].wait()
         return True
     except TimeoutError:
         return False
@@ -82,8 +83,9 @@ async def listen_forever(hub: EventHub) -> None:
             hub.listening = True
             hub.poke()  # what committed while we were not listening
             while not lost.is_set():
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), _CHECK_SECONDS)
+                with suppress(TimeoutError):  # asyncio.timeout: see EventHub._read_forever
+                    async with asyncio.timeout(_CHECK_SECONDS):
+                        await lost.wait()
                 if not lost.is_set():  # a silent network loss shows only when used
                     await conn.fetchval("SELECT 1", timeout=_CHECK_SECONDS)
             raise ConnectionError("the LISTEN connection was closed")

@@ -49,8 +49,9 @@ async def wait_for_decision(
             remaining = deadline - loop.time()
             if approval["status"] != ApprovalStatus.PENDING or remaining <= 0 or hub.closing:
                 return approval
-            with suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
+            with suppress(TimeoutError):  # asyncio.timeout: see EventHub._read_forever
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
 
 
 async def _service_api_hub() -> EventHub:

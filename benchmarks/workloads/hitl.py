@@ -10,23 +10,27 @@ hub's poll of the events table every AGENT_RUNTIME__EVENT_POLL_SECONDS (0.1 s).
 
 1. Decision-to-wake latency across workers: the waiting server runs 4 workers on
    PostgreSQL, 2 on SQLite. `hitl_waiters` pending approvals (fresh ids), one wait
-   each (`?timeout=30`) on its own connection, all opened at once so that the workers
-   accept them between themselves; parked = every connection accepted by a worker (read
-   from /proc/net/tcp and the workers' file descriptors, which also says which worker
-   holds which waiter) and the workers idle. Then the approvals are decided one at a
-   time: the clock starts when the decision is sent and stops when its waiter's answer
-   has arrived; the next decision is sent after that. p50 / p99 / max, per worker too.
+   each (`?timeout=30`) on its own connection, the connections opened one after the
+   other so that the workers take turns accepting them; parked = every connection
+   accepted by a worker (read from /proc/net/tcp and the workers' file descriptors,
+   which also says which worker holds which waiter) and the workers idle. Then the
+   approvals are decided one at a time, from one connection: the next decision is sent
+   once the previous one is answered and a random pause of 0-100 ms has passed (so that
+   decisions do not fall in step with the hubs' polling); the waiters' answers are
+   awaited concurrently. Latency: decision sent -> its waiter's answer arrived; p50,
+   p99, max, and per worker.
 2. Waiters per worker and memory per waiter: a fresh one-worker waiting server per
    size (PostgreSQL with AGENT_RUNTIME__DB_POOL_MAX_SIZE=5); with `--workers 1` uvicorn
    runs the app in its own process, whose VmRSS (/proc/<pid>/status) is read once
-   warmed up with no waiter, then with K parked waiters (`?timeout=60`); KiB per
-   waiter = the difference / K. Then all K are decided (16 decisions in flight) and
-   every waiter must answer `approved`.
+   warmed up (20 waits parked and decided) with no waiter, then with K parked waiters
+   (`?timeout=60`); KiB per waiter = the difference / K. Then all K are decided (16
+   decisions in flight) and every waiter must answer `approved`.
 
-A waiter answering anything but its approval `approved` (an error, or `pending` once
-re-asked after its timeout) is a wrong answer: the run then exits 1. A wait that times
-out before its decision (only possible if parking and deciding take longer than its
-timeout) is asked again, as a client would, and counted.
+A waiter answering anything but its approval `approved` (an error, or `pending` after
+100 re-asks) is a wrong answer: the run then exits 1. A wait that times out before its
+decision (if parking and deciding take longer than its timeout) is asked again, as a
+client would, and counted. The machine's load average is recorded: the servers, the
+client and PostgreSQL share its cores, and so does anything else running.
 """
 
 from __future__ import annotations
@@ -495,6 +499,7 @@ async def run(
     base_env = {"AGENT_RUNTIME__DB_URL": url, "AGENT_RUNTIME__LOG_LEVEL": "warning"}
     out: dict[str, Any] = {
         "backend": backend,
+        "load_average_before": os.getloadavg(),
         "nofile": limits,
         "decisions_from": "a second uvicorn process (1 worker) on the same database",
     }
@@ -540,5 +545,6 @@ async def run(
             with contextlib.suppress(Exception):
                 if checks.problems and "server_log_tail" not in out:
                     out["server_log_tail"] = deciding.log_tail()
+    out["load_average_after"] = os.getloadavg()
     out["problems"] = checks.problems
     return out

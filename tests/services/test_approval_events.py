@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,13 +18,6 @@ from models import ApprovalStatus, PendingApproval, Session
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ARGS = {"path": "/tmp/a"}
-
-
-@pytest.fixture
-async def db(db):
-    """The shared `db`, with an empty event log (the shared truncate leaves `events`)."""
-    await db.execute_script("DELETE FROM events")
-    return db
 
 
 async def approve_and_claim(db, call_id="call_1", **claim):
@@ -114,8 +108,10 @@ async def test_a_failed_run_records_approval_failed_with_its_result(db):
 async def test_expiry_by_retention_is_recorded(db):
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", ARGS)
     await svc.save_pending_approval(db, "s1", "call_2", "delete_file", ARGS)
-    await PendingApproval.filter(call_id="call_1").using_db(db).update(
-        created_at=datetime.now(UTC) - timedelta(hours=5)
+    await (
+        PendingApproval.filter(call_id="call_1")
+        .using_db(db)
+        .update(created_at=datetime.now(UTC) - timedelta(hours=5))
     )
 
     assert await expire_pending_approvals(db, 1) == 1
@@ -126,21 +122,13 @@ async def test_expiry_by_retention_is_recorded(db):
 
 
 @pytest.mark.parametrize("decision", ["approved", "rejected"])
-async def test_a_decision_committing_during_expiry_is_not_overwritten(
-    db, backend, request, decision
-):
-    if backend.name == "postgres":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="implementation bug: Tortoise drops select_for_update() from "
-                ".values_list(), so expire_pending_approvals' re-check locks nothing and its "
-                "UPDATE (by id only) overwrites a decision committed in between",
-            )
-        )
+async def test_a_decision_committing_during_expiry_is_not_overwritten(db, backend, decision):
+    # Retention re-reads the still-pending rows under a row lock before expiring them.
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", ARGS)
-    await PendingApproval.filter(call_id="call_1").using_db(db).update(
-        created_at=datetime.now(UTC) - timedelta(hours=5)
+    await (
+        PendingApproval.filter(call_id="call_1")
+        .using_db(db)
+        .update(created_at=datetime.now(UTC) - timedelta(hours=5))
     )
     connection = Tortoise.get_connection(backend.database.dialect)
 
@@ -223,7 +211,7 @@ async def test_read_events_filters_by_type_session_and_position(db):
         "approval.decided",
         "session.saved",
     ]
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(ids))
     assert ids[-1] == await last_event_id(db)
     decided_or_saved = await svc.read_events(db, types=["approval.decided", "session.saved"])
     assert types_of(decided_or_saved) == ["approval.decided", "session.saved"]

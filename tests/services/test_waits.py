@@ -18,13 +18,6 @@ WAIT = 10.0  # seconds a wait may take at most; every wake must come well before
 
 
 @pytest.fixture
-async def db(db):
-    """The shared `db`, with an empty event log (the shared truncate leaves `events`)."""
-    await db.execute_script("DELETE FROM events")
-    return db
-
-
-@pytest.fixture
 async def hub(db, backend):
     """This process's hub: LISTEN/NOTIFY on PostgreSQL (up and listening), polling on SQLite."""
     url = backend.database
@@ -83,6 +76,18 @@ async def test_an_undecided_call_is_returned_pending_at_the_timeout(db, hub):
     assert hub.waiter_count == 0
 
 
+async def test_a_closing_hub_answers_every_wait_at_once_still_pending(db, hub):
+    await pending(db)
+    start = clock()
+    waiting = asyncio.create_task(wait_for_decision("call_1", WAIT, hub=hub))
+    await asyncio.sleep(0.2)
+
+    hub.close()  # the server shuts down
+
+    assert (await waiting)["status"] == "pending"
+    assert clock() - start < WAIT
+
+
 async def test_other_calls_events_do_not_end_the_wait(db, hub):
     await pending(db, "call_1")
     await pending(db, "call_2")
@@ -100,12 +105,12 @@ async def test_an_unknown_call_is_not_found(db, hub):
     assert hub.waiter_count == 0
 
 
-@pytest.mark.parametrize("timeout", [0, -1, 0.0, float("nan"), "1", None, True])
-async def test_a_timeout_that_is_not_positive_is_refused(db, hub, timeout):
+@pytest.mark.parametrize("seconds", [0, -1, 0.0, float("nan"), "1", None, True])
+async def test_a_timeout_that_is_not_positive_is_refused(db, hub, seconds):
     await pending(db)
 
     with pytest.raises(InvalidInputError, match="timeout"):
-        await wait_for_decision("call_1", timeout, hub=hub)
+        await wait_for_decision("call_1", seconds, hub=hub)
 
 
 async def test_no_wake_up_is_lost_when_the_decision_follows_the_wait_at_once(db, hub):
@@ -144,7 +149,7 @@ async def test_many_waiters_each_wake_on_their_own_decision(db, hub):
 
 
 def hub_tasks() -> list[asyncio.Task]:
-    names = {"event-hub", "event-listener"}
+    names = {"event-hub", "event-hub-exit", "event-listener"}
     return [t for t in asyncio.all_tasks() if t.get_name() in names and not t.done()]
 
 
