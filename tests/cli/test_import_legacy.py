@@ -128,6 +128,7 @@ def test_import_shows_progress_and_summary_then_rerun_skips_everything(legacy_db
         "agent_contexts": 1,
         "sessions": 3,
         "pending_approvals": 1,
+        "events": 0,  # the legacy store kept no history: an import invents none
     }
     rows = fetch_sync(target, "SELECT id, deleted_at IS NOT NULL FROM sessions ORDER BY id")
     assert [(r[0], bool(r[1])) for r in rows] == [
