@@ -87,7 +87,7 @@ class EventHub:
         self.listen_on = listen_on
         self.stream_buffer = stream_buffer
         self.listening = False  # set by the listener while notifications arrive
-        self.last_id = 0
+        self.last_id: int | None = None  # None: not read from the log yet
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -151,7 +151,7 @@ class EventHub:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         try:
-            self.last_id = await last_event_id(self.connection())
+            await self._start_at_the_end()
         except Exception as exc:
             if not is_database_unavailable(exc):
                 raise
@@ -220,10 +220,18 @@ class EventHub:
                     logger.info("event log readable again")
                 self._failing = False
 
+    async def _start_at_the_end(self) -> None:
+        # What happened before this process started concerns none of its waiters
+        # or streams (a stream reads its own past from the log).
+        self.last_id = await last_event_id(self.connection())
+
     async def read_new(self) -> None:
         """Read and dispatch every event after `last_id`."""
+        if self.last_id is None:
+            await self._start_at_the_end()
         while True:
-            events = await read_events(self.connection(), after=self.last_id, limit=_BATCH)
+            after = self.last_id or 0
+            events = await read_events(self.connection(), after=after, limit=_BATCH)
             for event in events:
                 self._dispatch(event)
                 self.last_id = event["id"]
