@@ -1,14 +1,15 @@
 """Which failures mean "the database is unavailable" (answer 503, retry later)
-rather than "the service has a bug" (500)."""
+rather than "the service has a bug" (500), and which mean "no such table"."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 
 import asyncpg
 from tortoise.exceptions import DBConnectionError
 
-__all__ = ["is_database_unavailable"]
+__all__ = ["is_database_unavailable", "is_missing_table"]
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     ConnectionError,  # refused / reset; also Tortoise's DBConnectionError
@@ -27,12 +28,24 @@ _SQLITE_UNAVAILABLE = ("database is locked", "disk i/o error", "unable to open d
 _ASYNCPG_BROKEN_CONNECTION = ("cannot switch to state",)
 
 
-def is_database_unavailable(exc: BaseException) -> bool:
-    """True if `exc`, or an exception it wraps, says the database cannot serve now."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and every exception it wraps."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        yield current
+        # Tortoise wraps driver errors as OperationalError(original): look inside too.
+        wrapped = current.args[0] if current.args else None
+        if isinstance(wrapped, BaseException) and id(wrapped) not in seen:
+            current = wrapped
+        else:
+            current = current.__cause__ or current.__context__
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True if `exc`, or an exception it wraps, says the database cannot serve now."""
+    for current in _chain(exc):
         if isinstance(current, _UNAVAILABLE):
             return True
         if isinstance(current, sqlite3.OperationalError) and any(
@@ -43,10 +56,14 @@ def is_database_unavailable(exc: BaseException) -> bool:
             _ASYNCPG_BROKEN_CONNECTION
         ):
             return True
-        # Tortoise wraps driver errors as OperationalError(original): look inside too.
-        wrapped = current.args[0] if current.args else None
-        if isinstance(wrapped, BaseException) and id(wrapped) not in seen:
-            current = wrapped
-        else:
-            current = current.__cause__ or current.__context__
     return False
+
+
+def is_missing_table(exc: BaseException) -> bool:
+    """True if `exc` says a table does not exist (and nothing else went wrong): e.g.
+    no `aerich` table in a database never migrated."""
+    return any(
+        isinstance(current, asyncpg.exceptions.UndefinedTableError)
+        or (isinstance(current, sqlite3.OperationalError) and "no such table" in str(current))
+        for current in _chain(exc)
+    )

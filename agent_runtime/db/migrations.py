@@ -21,6 +21,7 @@ from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
 from agent_runtime.db.config import APP_LABEL, tortoise_config
+from agent_runtime.db.errors import is_missing_table
 from agent_runtime.db.migration_lock import migration_lock
 from agent_runtime.db.urls import DatabaseURL
 from agent_runtime.errors import MigrationFileError, SchemaOutOfDateError
@@ -151,7 +152,11 @@ async def pending_migrations(db: DatabaseURL) -> list[str]:
     async with _aerich(tortoise_config(db)) as command:
         try:
             return await command.heads()
-        except OperationalError:  # no `aerich` table yet: an empty database
+        except OperationalError as exc:
+            # Only a missing `aerich` table means "an empty database": any other
+            # error is reported as what it is, never as "migrations pending".
+            if not is_missing_table(exc):
+                raise
             return await command.history()
 
 
@@ -161,7 +166,9 @@ async def applied_on_connection(connection: BaseDBAsyncClient) -> list[str]:
         rows = await connection.execute_query_dict(
             f"SELECT version FROM aerich WHERE app = '{APP_LABEL}' ORDER BY id"
         )
-    except OperationalError:  # no `aerich` table: nothing applied
+    except OperationalError as exc:
+        if not is_missing_table(exc):  # only "no aerich table" means "nothing applied"
+            raise
         return []
     return [r["version"] for r in rows]
 
@@ -212,7 +219,9 @@ async def migrate_to(db: DatabaseURL, target: str | None) -> MigrationResult:
     async with migration_lock(db), _aerich(tortoise_config(db)) as command:
         try:
             rows = await Aerich.filter(app=APP_LABEL).order_by("-id")
-        except OperationalError:  # an empty database: nothing applied
+        except OperationalError as exc:
+            if not is_missing_table(exc):  # only "no aerich table" means "nothing applied"
+                raise
             rows = []
         undo = [row for row in rows if row.version not in keep]
         if missing := [row.version for row in undo if row.version not in files]:

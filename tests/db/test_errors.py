@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
-from agent_runtime.db.errors import is_database_unavailable
+from agent_runtime.db.errors import is_database_unavailable, is_missing_table
 
 
 def wrapped(inner: BaseException) -> BaseException:
@@ -56,3 +56,30 @@ def test_outages_are_unavailable(exc):
 )
 def test_bugs_and_bad_data_are_not(exc):
     assert not is_database_unavailable(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OperationalError(
+            asyncpg.exceptions.UndefinedTableError('relation "aerich" does not exist')
+        ),
+        OperationalError(sqlite3.OperationalError("no such table: aerich")),
+        wrapped(OperationalError(sqlite3.OperationalError("no such table: aerich"))),
+    ],
+)
+def test_a_missing_table_is_recognised(exc):
+    assert is_missing_table(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OperationalError(asyncpg.exceptions.InsufficientPrivilegeError("permission denied")),
+        OperationalError(asyncpg.exceptions.DuplicatePreparedStatementError("already exists")),
+        OperationalError(sqlite3.OperationalError("database is locked")),
+        ConnectionRefusedError(),
+    ],
+)
+def test_other_database_errors_are_not_a_missing_table(exc):
+    assert not is_missing_table(exc)

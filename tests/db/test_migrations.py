@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import uuid
 
 import pytest
 from tortoise import Tortoise
@@ -247,3 +248,25 @@ def sorted_files(migrations) -> list[str]:
     return sorted(
         (p.name for p in (migrations / "models").glob("*.py")), key=lambda n: int(n.split("_")[0])
     )
+
+
+async def test_a_database_error_is_not_taken_for_an_empty_database(databases):
+    """Only a missing `aerich` table means "nothing applied yet": any other error (here a
+    role that may not read it) is raised as it is, never reported as pending migrations."""
+    from tortoise.exceptions import OperationalError
+
+    from agent_runtime.db.migrations import pending_migrations
+    from tests.fixtures.backends import pg_admin
+
+    url = databases.migrated("postgres")
+    role = f"no_aerich_{uuid.uuid4().hex[:8]}"
+    database = url.rpartition("/")[2]
+    pg_admin(f'CREATE ROLE "{role}" LOGIN')
+    pg_admin(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+    try:
+        restricted = url.replace("postgres@", f"{role}@", 1)
+        with pytest.raises(OperationalError, match="permission denied"):
+            await pending_migrations(parse_db_url(restricted))
+    finally:
+        pg_admin(f'REVOKE CONNECT ON DATABASE "{database}" FROM "{role}"')
+        pg_admin(f'DROP ROLE "{role}"')
