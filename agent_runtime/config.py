@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_DB_URL", "Settings", "get_settings"]
+__all__ = ["DEFAULT_DB_URL", "ENV_PREFIX", "Settings", "get_settings", "unknown_variables"]
 
 DEFAULT_DB_URL = "sqlite:///data/agent_runtime.db"
+ENV_PREFIX = "AGENT_RUNTIME__"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="AGENT_RUNTIME__",
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
@@ -115,6 +119,19 @@ class Settings(BaseSettings):
                 "(or AGENT_RUNTIME__ALLOW_UNAUTHENTICATED_REMOTE=true)"
             )
         return None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`AGENT_RUNTIME__*` variables that no setting reads (a misspelt setting is
+    otherwise silently ignored), each with the setting it was probably meant to be."""
+    known = [name.upper() for name in Settings.model_fields]
+    out = []
+    for name in sorted(environ if environ is not None else os.environ):
+        setting = name[len(ENV_PREFIX) :].upper()
+        if name.startswith(ENV_PREFIX) and setting not in known:
+            guess = difflib.get_close_matches(setting, known, n=1, cutoff=0.8)
+            out.append(f"{name} (did you mean {ENV_PREFIX}{guess[0]}?)" if guess else name)
+    return out
 
 
 @lru_cache

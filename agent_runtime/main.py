@@ -23,7 +23,7 @@ from agent_runtime.api.routes import (
     maintenance,
     sessions,
 )
-from agent_runtime.config import Settings, get_settings
+from agent_runtime.config import Settings, get_settings, unknown_variables
 from agent_runtime.core.retention_task import periodic_retention
 from agent_runtime.db.config import database_url, direct_database_url, tortoise_config
 from agent_runtime.db.migrations import ensure_schema
@@ -48,6 +48,8 @@ every route except `/health/*` needs `Authorization: Bearer <key>`."""
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     db = app.state.database
+    for name in unknown_variables():
+        logger.warning("%s is not a setting: ignored", name)
     try:
         await ensure_schema(db, auto_migrate=settings.auto_migrate)
     except (SchemaOutOfDateError, MigrationFileError) as exc:
