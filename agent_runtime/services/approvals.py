@@ -34,6 +34,7 @@ __all__ = [
     "get_approval",
     "get_pending_approvals",
     "list_approvals",
+    "read_approval",
     "save_pending_approval",
     "update_approval_status",
 ]
@@ -104,9 +105,6 @@ def read_approval(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_read = read_approval
-
-
 async def save_pending_approval(
     db: DB,
     session_id: str,
@@ -150,7 +148,7 @@ async def create_approval(
 async def get_approval(db: DB, call_id: str) -> dict[str, Any] | None:
     call_id = lookup_id(call_id, "call_id")
     row = await PendingApproval.filter(call_id=call_id).using_db(db).first().values(*_FIELDS)
-    return _read(row) if row else None
+    return read_approval(row) if row else None
 
 
 async def get_pending_approvals(db: DB, session_id: str) -> list[dict[str, Any]]:
@@ -199,7 +197,7 @@ async def list_approvals(
     more = len(rows) > limit
     rows = rows[:limit]
     next_key = (as_utc(rows[-1]["created_at"]), rows[-1]["id"]) if more else None
-    return ApprovalPage([_read(r) for r in rows], next_key)
+    return ApprovalPage([read_approval(r) for r in rows], next_key)
 
 
 async def delete_pending_approval(db: DB, call_id: str) -> bool:

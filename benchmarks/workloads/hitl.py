@@ -51,7 +51,7 @@ from typing import Any
 from benchmarks.backends import Databases, aerich_upgrade
 from benchmarks.config import Config
 from benchmarks.stats import percentile
-from benchmarks.workloads.http import Served, cpu_seconds, serve
+from benchmarks.workloads.http import Checks, Served, cpu_seconds, serve
 from benchmarks.workloads.httpclient import Connection, HTTPError
 
 __all__ = ["TARGET_P99_MS", "WORKERS", "run"]
@@ -71,17 +71,6 @@ _REQUEST_TIMEOUT = 60.0  # one create or decision; a hang is a failure
 _PARK_LIMIT = 120.0  # waiting for the waiters to be accepted and the workers idle
 _IDLE_WINDOW = 0.5  # seconds; idle = the workers used at most _IDLE_CPU of CPU in it
 _IDLE_CPU = 0.03
-
-
-class _Checks:
-    """Wrong answers: what makes the numbers meaningless (the run then exits 1)."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, problem: str) -> None:
-        if len(self.problems) < 20:
-            self.problems.append(problem[:300])
 
 
 def raise_nofile(needed: int) -> dict[str, Any]:
@@ -197,7 +186,7 @@ class _Waiter:
 class _Decider:
     """The deciding server's side: creates and decides, a few requests in flight."""
 
-    def __init__(self, served: Served, session_id: str, checks: _Checks) -> None:
+    def __init__(self, served: Served, session_id: str, checks: Checks) -> None:
         self.served, self.session_id, self.checks = served, session_id, checks
         self.conns = [Connection(_HOST, served.port) for _ in range(_IN_FLIGHT)]
 
@@ -268,7 +257,7 @@ class _Decider:
 
 
 async def _park(
-    served: Served, call_ids: Sequence[str], wait_s: int, checks: _Checks
+    served: Served, call_ids: Sequence[str], wait_s: int, checks: Checks
 ) -> tuple[list[_Waiter], list[asyncio.Task[None]], dict[str, Any]]:
     """One wait per call on its own connection, opened `_OPEN_BATCH` at a time; returns
     once every connection is accepted by a worker and the workers are idle."""
@@ -338,7 +327,7 @@ async def _finish(tasks: list[asyncio.Task[None]], waiters: list[_Waiter], limit
     await asyncio.gather(*(w.conn.close() for w in waiters), return_exceptions=True)
 
 
-def _woke(waiters: Sequence[_Waiter], checks: _Checks, what: str) -> dict[str, Any]:
+def _woke(waiters: Sequence[_Waiter], checks: Checks, what: str) -> dict[str, Any]:
     woke = [w for w in waiters if w.status == "approved" and not w.early]
     wrong = [w for w in waiters if w not in woke]
     if wrong:
@@ -361,7 +350,7 @@ async def _latency(
     decider: _Decider,
     n: int,
     tag: str,
-    checks: _Checks,
+    checks: Checks,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Park `n` waits, then decide them one at a time (the next decision is sent once the
@@ -433,7 +422,7 @@ async def _memory(
     decider: _Decider,
     k: int,
     tag: str,
-    checks: _Checks,
+    checks: Checks,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """RSS of the one-worker server warmed up, then with `k` parked waiters; all decided."""
@@ -488,7 +477,7 @@ async def _memory(
 async def run(
     dbs: Databases, cfg: Config, prefix: str, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    checks = _Checks()
+    checks = Checks()
     backend = dbs.backend
     workers = WORKERS[backend]
     url = dbs.urls["hitl"]

@@ -28,6 +28,17 @@ _HOST = "127.0.0.1"
 _START_TIMEOUT = 60.0
 
 
+class Checks:
+    """Wrong answers: what makes the numbers meaningless (the run then exits 1)."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, problem: str) -> None:
+        if len(self.problems) < 20:
+            self.problems.append(problem[:300])
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process (Linux only)."""
     try:

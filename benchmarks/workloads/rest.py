@@ -36,7 +36,7 @@ from benchmarks.floor import make_floor
 from benchmarks.http_floor import ENV_URL, FLOOR_JSON
 from benchmarks.ours import Ours
 from benchmarks.stats import percentile, summarize
-from benchmarks.workloads.http import Served, cpu_seconds, serve
+from benchmarks.workloads.http import Checks, Served, cpu_seconds, serve
 from benchmarks.workloads.httpclient import Connection, HTTPError
 
 __all__ = ["SERVERS", "run"]
@@ -70,15 +70,8 @@ class _Server:
         self.conn = Connection(_HOST, self.port)
 
 
-class _Checks:
-    """Wrong answers: what makes the numbers meaningless (the run then exits 1)."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, problem: str) -> None:
-        if len(self.problems) < 20:
-            self.problems.append(problem[:300])
+class _Checks(Checks):
+    """`Checks`, with the checks of the REST answers."""
 
     def saved(
         self, server: str, what: str, status: int, headers: dict[str, str], body: bytes

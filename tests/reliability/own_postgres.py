@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.backends import REQUIRE_PG
+from tests.fixtures.backends import BACKENDS, REQUIRE_PG, aerich_ok
 
-__all__ = ["PrivatePostgres", "find_pg_bin", "private_postgres"]
+__all__ = ["PrivatePostgres", "find_pg_bin", "migrated_private_postgres", "private_postgres"]
 
 START_TIMEOUT = 30  # seconds pg_ctl waits for the server to accept connections
 STOP_TIMEOUT = 30
@@ -215,3 +215,14 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     finally:
         cluster.destroy()
         atexit.unregister(cluster.destroy)
+
+
+@contextlib.contextmanager
+def migrated_private_postgres(database: str) -> Iterator[PrivatePostgres]:
+    """A private cluster holding `database`, migrated by `aerich upgrade`; always deleted."""
+    if "postgres" not in BACKENDS:
+        pytest.skip("PostgreSQL is not among AGENT_RUNTIME_TEST_BACKENDS")
+    with private_postgres() as pg:
+        pg.create_database(database)
+        aerich_ok(pg.url(database), "upgrade")
+        yield pg

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.backends import BACKENDS, Backend, Databases, aerich_ok
+from tests.fixtures.backends import BACKENDS, Backend, Databases
 from tests.fixtures.servers import LiveServer, start_uvicorn
 from tests.reliability.connections import Unanswered, WorkerConnection, spread_connections
 from tests.reliability.deployment import fresh_backend
@@ -45,7 +45,7 @@ from tests.reliability.hitl import (
     running_servers,
     timed_wait,
 )
-from tests.reliability.own_postgres import PrivatePostgres, private_postgres
+from tests.reliability.own_postgres import PrivatePostgres, migrated_private_postgres
 
 
 @pytest.fixture(params=BACKENDS)
@@ -461,11 +461,7 @@ OUTAGE_ENV = {
 @pytest.fixture
 def private_pg() -> Iterator[PrivatePostgres]:
     """A private PostgreSQL cluster, migrated database `DATABASE`; always deleted."""
-    if "postgres" not in BACKENDS:
-        pytest.skip("PostgreSQL is not among AGENT_RUNTIME_TEST_BACKENDS")
-    with private_postgres() as pg:
-        pg.create_database(DATABASE)
-        aerich_ok(pg.url(DATABASE), "upgrade")
+    with migrated_private_postgres(DATABASE) as pg:
         yield pg
 
 

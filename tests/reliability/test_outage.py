@@ -34,9 +34,8 @@ import pytest
 from agent_runtime.config import Settings
 from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.main import create_app
-from tests.fixtures.backends import BACKENDS, aerich_ok
 from tests.fixtures.servers import LiveServer, start_uvicorn
-from tests.reliability.own_postgres import PrivatePostgres, private_postgres
+from tests.reliability.own_postgres import PrivatePostgres, migrated_private_postgres
 
 # What issue 5 asks for; deliberately a constant (not tied to any soak-length variable).
 OUTAGE_SECONDS = 10.0
@@ -276,11 +275,7 @@ async def stored_state(
 @pytest.fixture
 def private_pg() -> Iterator[PrivatePostgres]:
     """A private PostgreSQL cluster, migrated database `DATABASE`; always deleted."""
-    if "postgres" not in BACKENDS:
-        pytest.skip("PostgreSQL is not among AGENT_RUNTIME_TEST_BACKENDS")
-    with private_postgres() as pg:
-        pg.create_database(DATABASE)
-        aerich_ok(pg.url(DATABASE), "upgrade")
+    with migrated_private_postgres(DATABASE) as pg:
         yield pg
 
 
