@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         description="Event stream: events held for one slow client; beyond, its stream "
         "closes and the client resumes from its last id.",
     )
+    console_session_hours: float = Field(
+        12,
+        gt=0,
+        description="Reviewer console: how long a login lasts (the cookie's and the "
+        "server-side session's expiry).",
+    )
     host: str = Field("127.0.0.1", description="Address `make run` binds to.")
     workers: int = Field(1, ge=1, description="`agent-runtime serve`: worker processes.")
     graceful_shutdown_seconds: int = Field(

@@ -17,6 +17,8 @@ __all__ = [
     "NotFoundError",
     "PreconditionFailedError",
     "SchemaOutOfDateError",
+    "TooManyRequestsError",
+    "UnauthorizedError",
     "UnavailableError",
     "validation_details",
 ]
@@ -93,6 +95,24 @@ class PreconditionFailedError(AgentRuntimeError):
 
     status_code = 412
     code = "precondition_failed"
+
+
+class UnauthorizedError(AgentRuntimeError):
+    """Wrong credentials: the same message whether the name or the password was wrong."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class TooManyRequestsError(AgentRuntimeError):
+    """Too many attempts (failed console logins); retry after `retry_after` seconds."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UnavailableError(AgentRuntimeError):

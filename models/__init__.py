@@ -4,6 +4,7 @@ from models.agent_context import AgentContext, AgentSwitch
 from models.approval import DECISIONS, OUTCOMES, RUN_STATUSES, ApprovalStatus, PendingApproval
 from models.event import Event, EventType
 from models.message import Message, MessageRole
+from models.reviewer import ConsoleKey, ConsoleSession, LoginFailure, Reviewer
 from models.session import Session
 
 __all__ = [
@@ -13,10 +14,14 @@ __all__ = [
     "AgentContext",
     "AgentSwitch",
     "ApprovalStatus",
+    "ConsoleKey",
+    "ConsoleSession",
     "Event",
     "EventType",
+    "LoginFailure",
     "Message",
     "MessageRole",
     "PendingApproval",
+    "Reviewer",
     "Session",
 ]
