@@ -24,6 +24,8 @@ from agent_runtime.api.routes import (
     sessions,
 )
 from agent_runtime.config import Settings, get_settings, unknown_variables
+from agent_runtime.console import PREFIX as CONSOLE_PREFIX
+from agent_runtime.console import install_console
 from agent_runtime.core.retention_task import periodic_retention
 from agent_runtime.db.config import database_url, direct_database_url, tortoise_config
 from agent_runtime.db.migrations import ensure_schema
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_message_schemas(app)
     for module in (sessions, agent_contexts, approvals, approval_runs, events, maintenance, health):
         app.include_router(module.router)
+    install_console(app)
     # Not FastAPI's `max_body_size`: its 413 is plain text, ours has the JSON error body.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: authentication before anything else.
@@ -104,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ApiKeyMiddleware,
             api_key=settings.api_key.get_secret_value(),
             public_paths=health.PUBLIC_PATHS,
+            own_auth_prefix=CONSOLE_PREFIX,
         )
     return app
 

@@ -47,13 +47,27 @@ class ApiKeyMiddleware:
     routes added later included) can be reached without the key.
     """
 
-    def __init__(self, app: ASGIApp, api_key: str, public_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: str,
+        public_paths: frozenset[str],
+        own_auth_prefix: str | None = None,
+    ) -> None:
         self.app = app
         self.expected = f"Bearer {api_key}".encode()
         self.public_paths = public_paths
+        # Paths that authenticate people their own way (the console's login), not by key.
+        self.own_auth_prefix = own_auth_prefix
+
+    def _exempt(self, path: str) -> bool:
+        prefix = self.own_auth_prefix
+        return path in self.public_paths or bool(
+            prefix and (path == prefix or path.startswith(prefix + "/"))
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths:
+        if scope["type"] != "http" or self._exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization", b"")

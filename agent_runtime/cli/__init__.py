@@ -32,11 +32,21 @@ def _register() -> None:
     from agent_runtime.cli.cleanup import cleanup
     from agent_runtime.cli.makemigrations import makemigrations
     from agent_runtime.cli.migrate import migrate
+    from agent_runtime.cli.reviewer import reviewer
     from agent_runtime.cli.serve import serve
     from agent_runtime.cli.shell import shell
     from agent_runtime.cli.showmigrations import showmigrations
 
-    for command in (serve, migrate, makemigrations, showmigrations, shell, cleanup, check):
+    for command in (
+        serve,
+        migrate,
+        makemigrations,
+        showmigrations,
+        shell,
+        cleanup,
+        check,
+        reviewer,
+    ):
         cli.add_command(command)
     try:
         from agent_runtime.cli.import_legacy import import_legacy

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from agent_runtime.errors import ConflictError, InvalidInputError, NotFoundError
 from agent_runtime.schemas.approvals import ApprovalIn
@@ -28,6 +29,7 @@ __all__ = [
     "APPROVAL_FIELDS",
     "DECISION_STATUSES",
     "ApprovalPage",
+    "count_approvals",
     "create_approval",
     "decide_approval",
     "delete_pending_approval",
@@ -179,17 +181,12 @@ async def list_approvals(
     limit: int,
     status: str | None = None,
     session_id: str | None = None,
+    tool_name: str | None = None,
     after: tuple[datetime, int] | None = None,
 ) -> ApprovalPage:
-    """Approvals across sessions, oldest first, optionally by status and session."""
-    if session_id is not None:
-        session_id = lookup_id(session_id)
+    """Approvals across sessions, oldest first, optionally by status, session and tool."""
     require_positive_int(limit, "limit")
-    query = PendingApproval.all().using_db(db)
-    if status is not None:
-        query = query.filter(status=validate(ApprovalStatus, status, "status"))
-    if session_id is not None:
-        query = query.filter(session_id=session_id)
+    query = _filtered(db, status, session_id, tool_name)
     if after is not None:
         created, last_id = as_utc(after[0]), after[1]
         query = query.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=last_id))
@@ -198,6 +195,30 @@ async def list_approvals(
     rows = rows[:limit]
     next_key = (as_utc(rows[-1]["created_at"]), rows[-1]["id"]) if more else None
     return ApprovalPage([read_approval(r) for r in rows], next_key)
+
+
+def _filtered(
+    db: DB, status: str | None, session_id: str | None, tool_name: str | None
+) -> QuerySet[PendingApproval]:
+    query = PendingApproval.all().using_db(db)
+    if status is not None:
+        query = query.filter(status=validate(ApprovalStatus, status, "status"))
+    if session_id is not None:
+        query = query.filter(session_id=lookup_id(session_id))
+    if tool_name is not None:
+        query = query.filter(tool_name=lookup_id(tool_name, "tool_name"))
+    return query
+
+
+async def count_approvals(
+    db: DB,
+    *,
+    status: str | None = None,
+    session_id: str | None = None,
+    tool_name: str | None = None,
+) -> int:
+    """How many approvals `list_approvals` pages through with the same filters."""
+    return await _filtered(db, status, session_id, tool_name).count()
 
 
 async def delete_pending_approval(db: DB, call_id: str) -> bool:

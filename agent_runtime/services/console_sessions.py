@@ -7,9 +7,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
+from agent_runtime.errors import NotFoundError
 from agent_runtime.services._common import DB, atomic
 from agent_runtime.timeutils import utc_now
 from models import ConsoleKey, ConsoleSession, Reviewer
@@ -43,7 +45,12 @@ async def start_console_session(db: DB, reviewer: str, lifetime: timedelta) -> s
     token = secrets.token_urlsafe(32)
     now = utc_now()
     async with atomic(db) as conn:
-        reviewer_id = await Reviewer.get(name=reviewer).using_db(conn).values_list("id", flat=True)
+        found: list[Any] = (
+            await Reviewer.filter(name=reviewer).using_db(conn).values_list("id", flat=True)
+        )
+        if not found:
+            raise NotFoundError(f"no reviewer named {reviewer!r}")
+        reviewer_id = found[0]
         await ConsoleSession.create(
             token_hash=_hash(token),
             reviewer_id=reviewer_id,
@@ -95,10 +102,12 @@ async def rotate_signing_key(db: DB) -> int:
     the next rotation, older ones stop working. Returns the number of keys kept."""
     await signing_keys(db)
     async with atomic(db) as conn:
-        ids = await ConsoleKey.all().using_db(conn).order_by("-id").values_list("id", flat=True)
+        query = ConsoleKey.all().using_db(conn).order_by("-id").values_list("id", flat=True)
+        ids: list[Any] = list(await query)
+        new_id = ids[0] + 1
         await ConsoleKey.create(
-            id=ids[0] + 1, key=secrets.token_hex(32), created_at=utc_now(), using_db=conn
+            id=new_id, key=secrets.token_hex(32), created_at=utc_now(), using_db=conn
         )
-        ids = [ids[0] + 1, *ids]
+        ids = [new_id, *ids]
         await ConsoleKey.filter(id__in=ids[KEYS_KEPT:]).using_db(conn).delete()
     return min(len(ids), KEYS_KEPT)

@@ -19,7 +19,7 @@ from agent_runtime.errors import (
 )
 from agent_runtime.schemas.types import RequiredName
 from agent_runtime.services._common import DB, atomic, validate
-from agent_runtime.timeutils import utc_now
+from agent_runtime.timeutils import as_utc, utc_now
 from models import ConsoleSession, LoginFailure, Reviewer
 
 __all__ = [
@@ -129,7 +129,7 @@ async def _throttled(db: DB, scopes: list[str]) -> int | None:
     """Seconds to wait when any scope has used up its failures, else None."""
     since = utc_now() - LOGIN_WINDOW
     for scope in scopes:
-        failures = (
+        failures: list[Any] = list(
             await LoginFailure.filter(scope=scope, failed_at__gt=since)
             .using_db(db)
             .order_by("-failed_at")
@@ -137,7 +137,7 @@ async def _throttled(db: DB, scopes: list[str]) -> int | None:
             .values_list("failed_at", flat=True)
         )
         if len(failures) >= LOGIN_FAILURES_ALLOWED:
-            oldest = min(failures)
+            oldest = as_utc(min(failures))
             return max(1, int((oldest + LOGIN_WINDOW - utc_now()).total_seconds()) + 1)
     return None
 

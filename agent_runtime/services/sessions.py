@@ -215,10 +215,15 @@ async def list_sessions(
     limit: int,
     after: tuple[datetime, str] | None = None,
     include_deleted: bool = False,
+    search: str | None = None,
 ) -> SessionPage:
-    """A keyset page of sessions, most recently active first (ties by id)."""
+    """A keyset page of sessions, most recently active first (ties by id);
+    `search`: only those whose id or title contains it (case-insensitive)."""
     require_positive_int(limit, "limit")
     query = (Session.all() if include_deleted else Session.visible.all()).using_db(db)
+    if search:
+        search = lookup_id(search, "search")
+        query = query.filter(Q(id__icontains=search) | Q(title__icontains=search))
     if after is not None:
         last_activity, last_id = as_utc(after[0]), lookup_id(after[1], "cursor")
         query = query.filter(
