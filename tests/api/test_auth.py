@@ -35,7 +35,26 @@ def every_route(app) -> list[tuple[str, str]]:
     return out
 
 
-STREAMS = frozenset({"/events"})  # answers that never end: only their status is read
+STREAMS = frozenset({"/events", "/console/events"})  # endless answers: only the status is read
+CONSOLE_LOGIN = "/console/login"  # the one console route open to anyone
+
+
+def is_console(path: str) -> bool:
+    return path.startswith("/console/")
+
+
+async def assert_console_refuses(client, app, method: str, path: str, headers) -> None:
+    """A console route without a console session: a page redirects to the login
+    page, anything else answers 401; an API key changes nothing."""
+    if path in STREAMS:
+        assert await status_of(app, method, path, headers) in (303, 401), (method, path)
+        return
+    response = await client.request(method, path, headers=headers, json={})
+    if method == "GET":
+        assert response.status_code == 303, (method, path)
+        assert response.headers["location"].startswith(f"{CONSOLE_LOGIN}?next="), path
+    else:
+        assert response.status_code == 401, (method, path)
 
 
 async def status_of(app, method: str, path: str, headers: dict[str, str]) -> int:
@@ -94,6 +113,11 @@ async def test_the_route_list_covers_the_api(app):
         "/approvals/x/wait",
         "/events",
         "/maintenance/cleanup",
+        "/console/",
+        "/console/approvals/x/decide",
+        "/console/batch/confirm",
+        "/console/sessions/x",
+        "/console/events",
         "/docs",
         "/openapi.json",
         "/health/ready",
@@ -111,6 +135,11 @@ async def test_the_route_list_covers_the_api(app):
 )
 async def test_every_non_health_route_refuses_a_missing_or_wrong_key(client, app, headers):
     for method, path in every_route(app):
+        if path == CONSOLE_LOGIN:
+            continue  # the login form: open to anyone (with its own CSRF check)
+        if is_console(path):
+            await assert_console_refuses(client, app, method, path, headers)
+            continue
         if path in STREAMS:
             assert await status_of(app, method, path, headers) == 401, (method, path)
             continue
@@ -126,6 +155,10 @@ async def test_every_non_health_route_refuses_a_missing_or_wrong_key(client, app
 async def test_the_right_key_is_let_through(client, app):
     auth = {"Authorization": f"Bearer {KEY}"}
     for method, path in every_route(app):
+        if is_console(path) and path != CONSOLE_LOGIN:
+            # The key is for machines: it does not open the console.
+            await assert_console_refuses(client, app, method, path, auth)
+            continue
         assert await request_status(client, app, method, path, auth) != 401, (method, path)
 
     saved = await client.post("/sessions/s1", json=[], headers=auth)

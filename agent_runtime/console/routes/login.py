@@ -18,7 +18,7 @@ from agent_runtime.console.auth import (
     set_session_cookie,
 )
 from agent_runtime.console.templating import render
-from agent_runtime.core.dependencies import DBSession
+from agent_runtime.core.dependencies import DBConnection, DBSession
 from agent_runtime.errors import TooManyRequestsError, UnauthorizedError
 from agent_runtime.services.console_sessions import end_console_session, start_console_session
 from agent_runtime.services.reviewers import authenticate
@@ -50,8 +50,10 @@ async def login_page(request: Request, next: str = "/console/") -> Response:
     return _login_page(request, _next(next))
 
 
+# A plain connection, not the request's transaction: the password check takes ~50 ms
+# of CPU by design, and must not hold a transaction (on SQLite, the write lock) meanwhile.
 @router.post("/login")
-async def log_in(request: Request, db: DBSession) -> Response:
+async def log_in(request: Request, db: DBConnection) -> Response:
     form = await request.form()
     check_login_csrf(request, form.get("csrf_token"))
     name, password = form.get("username"), form.get("password")
