@@ -3,12 +3,18 @@ its cookies."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 import click
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.cli._common import connected, fail, run, settings_and_database
+from agent_runtime.db.migrations import pending_on_connection
+from agent_runtime.db.urls import DatabaseURL
+from agent_runtime.errors import SchemaOutOfDateError
 from agent_runtime.services.console_sessions import rotate_signing_key
 from agent_runtime.services.reviewers import (
     add_reviewer,
@@ -19,6 +25,8 @@ from agent_runtime.services.reviewers import (
 from agent_runtime.timeutils import as_utc
 
 __all__ = ["reviewer"]
+
+T = TypeVar("T")
 
 password_stdin = click.option(
     "--password-stdin",
@@ -31,8 +39,24 @@ def _read_password(from_stdin: bool) -> str:
     """From stdin as is (less one trailing newline), or typed twice without echo."""
     if from_stdin:
         # Text mode reads "\r\n" as "\n".
-        return click.get_text_stream("stdin").read().removesuffix("\n")
+        return sys.stdin.read().removesuffix("\n")
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _on_database(database: DatabaseURL, work: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
+    """`work(db)` on `database` once its schema is current; expected failures
+    (pending migrations included) end the command in one line."""
+
+    async def go() -> T:
+        async with connected(database) as db:
+            if pending := await pending_on_connection(db):
+                raise SchemaOutOfDateError(
+                    f"database schema is behind: {len(pending)} migration(s) pending; "
+                    "run `agent-runtime migrate` first"
+                )
+            return await work(db)
+
+    return run(go(), database)
 
 
 def _when(value: datetime) -> str:
@@ -53,12 +77,7 @@ def add(name: str, password_stdin: bool = False) -> None:
     twice without echo, or read from stdin with --password-stdin."""
     _, database = settings_and_database()
     password = _read_password(password_stdin)
-
-    async def go() -> None:
-        async with connected(database) as db:
-            await add_reviewer(db, name, password)
-
-    run(go(), database)
+    _on_database(database, lambda db: add_reviewer(db, name, password))
     click.echo(f"added reviewer {name}")
 
 
@@ -67,12 +86,7 @@ def list_() -> None:
     """List the reviewers. One line each, by name: when they were added and when
     their password last changed (UTC)."""
     _, database = settings_and_database()
-
-    async def go() -> list[dict[str, Any]]:
-        async with connected(database) as db:
-            return await list_reviewers(db)
-
-    reviewers = run(go(), database)
+    reviewers = _on_database(database, list_reviewers)
     if not reviewers:
         click.echo("no reviewers")
     for r in reviewers:
@@ -88,12 +102,7 @@ def remove(name: str) -> None:
     """Remove the reviewer NAME. Their console sessions end; the decisions they
     made keep their name."""
     _, database = settings_and_database()
-
-    async def go() -> bool:
-        async with connected(database) as db:
-            return await remove_reviewer(db, name)
-
-    if not run(go(), database):
+    if not _on_database(database, lambda db: remove_reviewer(db, name)):
         fail(f"no reviewer named {name!r}")
     click.echo(f"removed reviewer {name} (their console sessions ended)")
 
@@ -106,12 +115,7 @@ def set_password(name: str, password_stdin: bool = False) -> None:
     password is asked for as by `add`."""
     _, database = settings_and_database()
     password = _read_password(password_stdin)
-
-    async def go() -> None:
-        async with connected(database) as db:
-            await set_reviewer_password(db, name, password)
-
-    run(go(), database)
+    _on_database(database, lambda db: set_reviewer_password(db, name, password))
     click.echo(f"password changed for {name}; their console sessions ended")
 
 
@@ -120,12 +124,7 @@ def rotate_key() -> None:
     """Start signing console cookies with a new key. Cookies signed with the previous
     key keep working until the next rotation; older ones stop working."""
     _, database = settings_and_database()
-
-    async def go() -> int:
-        async with connected(database) as db:
-            return await rotate_signing_key(db)
-
-    kept = run(go(), database)
+    kept = _on_database(database, rotate_signing_key)
     click.echo(
         f"new console signing key in use ({kept} key(s) kept): cookies signed with the "
         "previous key keep working until the next rotation"

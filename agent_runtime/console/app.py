@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,11 +83,15 @@ def _html_on_console(app: FastAPI, exc_class: type[Exception]) -> None:
             return await answer if inspect.isawaitable(answer) else answer
         if isinstance(exc, AgentRuntimeError):
             status, text = exc.status_code, str(exc)
+        elif isinstance(exc, StarletteHTTPException):  # no such page, or not this method
+            status, text = exc.status_code, "There is no such page in the console."
         else:  # a malformed path or query
             status, text = 422, "The address is not one the console makes."
         if status >= 500:
             text = "Something went wrong; nothing was changed. Try again in a moment."
-        title = {404: "Not found", 503: "Unavailable"}.get(status, "Cannot do that")
+        title = {404: "Not found", 405: "Not found", 503: "Unavailable"}.get(
+            status, "Cannot do that"
+        )
         return render(request, "error.html", {"title": title, "text": text}, status=status)
 
     app.add_exception_handler(exc_class, handler)
@@ -101,5 +106,5 @@ def install_console(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequiredError, _login_required)
     app.add_exception_handler(CsrfRefusedError, _csrf_refused)
     app.add_middleware(ConsoleHeadersMiddleware)
-    for exc_class in (AgentRuntimeError, RequestValidationError):
+    for exc_class in (AgentRuntimeError, RequestValidationError, StarletteHTTPException):
         _html_on_console(app, exc_class)

@@ -36,7 +36,7 @@ __all__ = [
 COOKIE = "console_session"
 LOGIN_COOKIE = "console_login_csrf"  # the login form's CSRF token, before any session
 _SALT = "agent-runtime.console.session"
-_KEYS_TTL = 60.0  # seconds a worker trusts its copy of the signing keys
+_KEYS_TTL = 5.0  # seconds a worker trusts its copy of the signing keys: a rotation's delay
 
 
 class LoginRequiredError(Exception):
@@ -126,7 +126,8 @@ def _secure(request: Request) -> bool:
 async def set_session_cookie(
     response: Response, request: Request, db: BaseDBAsyncClient, token: str
 ) -> None:
-    signed = (await _keys.signer(db)).sign(token).decode()
+    # Fresh keys to sign (a login is rare): never a key another worker has dropped.
+    signed = (await _keys.signer(db, fresh=True)).sign(token).decode()
     response.set_cookie(
         COOKIE,
         signed,

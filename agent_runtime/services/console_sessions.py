@@ -11,7 +11,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
-from agent_runtime.errors import NotFoundError
+from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.services._common import DB, atomic
 from agent_runtime.timeutils import utc_now
 from models import ConsoleKey, ConsoleSession, Reviewer
@@ -86,14 +86,14 @@ async def signing_keys(db: DB) -> list[str]:
     keys = await ConsoleKey.all().using_db(db).order_by("id").values_list("key", flat=True)
     if keys:
         return [str(k) for k in keys]
-    try:
-        async with atomic(db) as conn:
-            # Id 1: two workers racing on an empty table cannot both insert.
-            await ConsoleKey.create(
-                id=1, key=secrets.token_hex(32), created_at=utc_now(), using_db=conn
-            )
-    except IntegrityError:
-        pass
+    # Id 1: two workers racing on an empty table cannot both insert. The loser's
+    # insert does nothing rather than fail: an error would abort the transaction
+    # of a request (on PostgreSQL), and `db` may be one.
+    await ConsoleKey.bulk_create(
+        [ConsoleKey(id=1, key=secrets.token_hex(32), created_at=utc_now())],
+        ignore_conflicts=True,
+        using_db=db,
+    )
     return await signing_keys(db)
 
 
@@ -101,13 +101,16 @@ async def rotate_signing_key(db: DB) -> int:
     """Add a new signing key; cookies signed with the previous one stay valid until
     the next rotation, older ones stop working. Returns the number of keys kept."""
     await signing_keys(db)
-    async with atomic(db) as conn:
-        query = ConsoleKey.all().using_db(conn).order_by("-id").values_list("id", flat=True)
-        ids: list[Any] = list(await query)
-        new_id = ids[0] + 1
-        await ConsoleKey.create(
-            id=new_id, key=secrets.token_hex(32), created_at=utc_now(), using_db=conn
-        )
-        ids = [new_id, *ids]
-        await ConsoleKey.filter(id__in=ids[KEYS_KEPT:]).using_db(conn).delete()
+    try:
+        async with atomic(db) as conn:
+            query = ConsoleKey.all().using_db(conn).order_by("-id").values_list("id", flat=True)
+            ids: list[Any] = list(await query)
+            new_id = ids[0] + 1
+            await ConsoleKey.create(
+                id=new_id, key=secrets.token_hex(32), created_at=utc_now(), using_db=conn
+            )
+            ids = [new_id, *ids]
+            await ConsoleKey.filter(id__in=ids[KEYS_KEPT:]).using_db(conn).delete()
+    except IntegrityError:
+        raise ConflictError("another key rotation ran at the same time: nothing changed") from None
     return min(len(ids), KEYS_KEPT)

@@ -21,6 +21,7 @@ from agent_runtime.schemas.types import RequiredName
 from agent_runtime.services._common import DB, atomic, validate
 from agent_runtime.timeutils import as_utc, utc_now
 from models import ConsoleSession, LoginFailure, Reviewer
+from models.limits import NAME_MAX
 
 __all__ = [
     "LOGIN_FAILURES_ALLOWED",
@@ -153,15 +154,18 @@ async def authenticate(db: DB, name: str, password: str, *, address: str) -> str
     """
     name = name if isinstance(name, str) else ""
     password = password if isinstance(password, str) else ""
-    scopes = [f"name:{name[:255]}", f"addr:{address[:255]}"]
+    scopes = [f"name:{name[:NAME_MAX]}", f"addr:{address[:NAME_MAX]}"]
     retry_after = await _throttled(db, scopes)
     if retry_after is not None:
         raise TooManyRequestsError(
             "too many failed logins: try again later", retry_after=retry_after
         )
-    reviewer = await Reviewer.filter(name=name[:255]).using_db(db).first()
-    password = password[:PASSWORD_MAX]
-    ok = await _verify(reviewer.password_hash if reviewer else _DUMMY_HASH, password)
+    # Over-long input is refused, never cut down to a prefix that could match; it is
+    # still checked against a stand-in hash, so the refusal takes as long.
+    fits = len(name) <= NAME_MAX and len(password) <= PASSWORD_MAX
+    reviewer = await Reviewer.filter(name=name).using_db(db).first() if fits else None
+    stored = reviewer.password_hash if reviewer else _DUMMY_HASH
+    ok = await _verify(stored, password if fits else password[:PASSWORD_MAX])
     if reviewer is None or not ok:
         now = utc_now()
         async with atomic(db) as conn:

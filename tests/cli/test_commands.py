@@ -29,6 +29,7 @@ COMMANDS = [
     "showmigrations",
     "shell",
     "cleanup",
+    "reviewer",
     "check",
     "import-legacy",
 ]
