@@ -6,6 +6,7 @@ import difflib
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,12 @@ class Settings(BaseSettings):
     )
     retention_interval_seconds: float = Field(
         0, ge=0, description="Run the retention policy inside the server this often (0: never)."
+    )
+    db_pooler: Literal["none", "pgbouncer"] = Field(
+        "none",
+        description="What sits between the service and PostgreSQL: none, or pgbouncer "
+        "(transaction pooling: no named prepared statements, no session state; "
+        "LISTEN and the migration lock go to db_direct_url).",
     )
     db_direct_url: str | None = Field(
         None,

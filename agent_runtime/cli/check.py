@@ -35,6 +35,26 @@ async def _inspect(database: DatabaseURL) -> dict[str, Any]:
         return facts
 
 
+def pooler_report(database: DatabaseURL) -> list[str]:
+    """The pooler mode, and a warning for each setting that breaks behind it."""
+    if database.is_sqlite:
+        return []
+    if database.pooler == "none":
+        return ["pooler: none (direct PostgreSQL connections)"]
+    direct = database.direct
+    lines = [
+        f"pooler: {database.pooler} (transaction pooling: no named prepared statements; "
+        + (f"LISTEN and the migration lock on {direct.display()})" if direct else "no direct URL)")
+    ]
+    if direct is None:
+        lines.append(
+            "warning: AGENT_RUNTIME__DB_DIRECT_URL is not set: `agent-runtime migrate` "
+            "refuses to run (its lock needs a session), and waits and the event stream "
+            "poll the log instead of LISTEN (slower wake-ups)"
+        )
+    return lines
+
+
 @click.command()
 def check() -> None:
     """Validate the configuration, connect, and report the schema state and the SQLite
@@ -44,6 +64,8 @@ def check() -> None:
         f"config: ok (database {database.display()}, API key "
         f"{'set' if settings.api_key else 'not set'})"
     )
+    for line in pooler_report(database):
+        click.echo(line)
     facts = run(_inspect(database), database)
     if database.is_sqlite:
         pragmas = " ".join(f"{k}={v}" for k, v in facts["pragmas"].items())

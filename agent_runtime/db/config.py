@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from agent_runtime.config import Settings, get_settings
@@ -15,27 +16,30 @@ APP_LABEL = "models"
 
 
 def database_url(settings: Settings | None = None, url: str | None = None) -> DatabaseURL:
+    """The database of `settings` (or `url`), with its pooler mode and, for the
+    settings' own database, its direct URL."""
     settings = settings or get_settings()
-    return parse_db_url(
+    own = url is None or url == settings.db_url
+    db = parse_db_url(
         url or settings.db_url,
         pool_min_size=settings.db_pool_min_size,
         pool_max_size=settings.db_pool_max_size,
         connect_timeout=settings.db_connect_timeout,
         command_timeout=settings.db_command_timeout,
+        pooler=settings.db_pooler if own else "none",
     )
+    if db.is_sqlite or not own or settings.db_direct_url is None:
+        return db
+    direct = parse_db_url(settings.db_direct_url, connect_timeout=settings.db_connect_timeout)
+    if direct.is_sqlite:
+        raise ConfigurationError("AGENT_RUNTIME__DB_DIRECT_URL must be a PostgreSQL URL")
+    return replace(db, direct=direct)
 
 
 def direct_database_url(settings: Settings, db: DatabaseURL) -> DatabaseURL | None:
     """Where to LISTEN: `AGENT_RUNTIME__DB_DIRECT_URL`, else the main database; None
     for SQLite (nothing to listen to)."""
-    if db.is_sqlite:
-        return None
-    if settings.db_direct_url is None:
-        return db
-    direct = parse_db_url(settings.db_direct_url, connect_timeout=settings.db_connect_timeout)
-    if direct.is_sqlite:
-        raise ConfigurationError("AGENT_RUNTIME__DB_DIRECT_URL must be a PostgreSQL URL")
-    return direct
+    return None if db.is_sqlite else db.session_url
 
 
 def tortoise_config(db: DatabaseURL) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from agent_runtime.db.urls import DatabaseURL
+from agent_runtime.errors import ConfigurationError
 
 __all__ = ["MIGRATION_LOCK_KEY", "migration_lock"]
 
@@ -29,7 +30,14 @@ async def migration_lock(db: DatabaseURL) -> AsyncIterator[None]:
         async with _file_lock(db):
             yield
         return
-    conn = await asyncpg.connect(**db.asyncpg_connect_args())
+    if db.pooler == "pgbouncer" and db.direct is None:
+        # A session-level lock through a transaction pooler is taken on one server
+        # connection and released on another: it would never be released.
+        raise ConfigurationError(
+            "AGENT_RUNTIME__DB_POOLER=pgbouncer: migrations take a session-level lock, "
+            "which needs a direct connection: set AGENT_RUNTIME__DB_DIRECT_URL"
+        )
+    conn = await asyncpg.connect(**db.session_url.asyncpg_connect_args())
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:

@@ -49,6 +49,15 @@ class DatabaseURL:
     dialect: str  # "sqlite" or "postgres", as Tortoise's `capabilities.dialect`
     engine: str
     credentials: dict[str, Any] = field(default_factory=dict)
+    pooler: str = "none"  # "pgbouncer": a transaction pooler sits in front of PostgreSQL
+    # PostgreSQL reached directly, for session state a transaction pooler cannot
+    # carry (LISTEN, the migration lock); None: this URL is direct.
+    direct: DatabaseURL | None = None
+
+    @property
+    def session_url(self) -> DatabaseURL:
+        """Where a session-level feature (LISTEN, an advisory lock) must connect."""
+        return self.direct or self
 
     @property
     def is_sqlite(self) -> bool:
@@ -98,8 +107,14 @@ def parse_db_url(
     pool_max_size: int = 10,
     connect_timeout: float = 10.0,
     command_timeout: float = 30.0,
+    pooler: str = "none",
 ) -> DatabaseURL:
-    """Parse `url`; raise `ConfigurationError` (one line, no password) if unsupported."""
+    """Parse `url`; raise `ConfigurationError` (one line, no password) if unsupported.
+
+    `pooler="pgbouncer"`: PostgreSQL is reached through a transaction pooler, so
+    asyncpg keeps no named prepared statements (a statement prepared on one server
+    connection would be looked for on another).
+    """
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in SUPPORTED_SCHEMES:
@@ -110,7 +125,12 @@ def parse_db_url(
         )
     if scheme in _SQLITE_SCHEMES:
         return _parse_sqlite(url)
-    return _parse_postgres(url, pool_min_size, pool_max_size, connect_timeout, command_timeout)
+    db = _parse_postgres(url, pool_min_size, pool_max_size, connect_timeout, command_timeout)
+    if pooler == "pgbouncer":
+        # PgBouncer before 1.21 cannot carry named prepared statements across
+        # transactions; unnamed ones (parse, bind, execute in one go) pass.
+        db.credentials["statement_cache_size"] = 0
+    return DatabaseURL(db.dialect, db.engine, db.credentials, pooler=pooler)
 
 
 def _parse_sqlite(url: str) -> DatabaseURL:
