@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run migrate migration test soak bench bench-smoke lint format clean
+.PHONY: install run migrate migration test soak bench bench-smoke screenshots lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: install
 
 bench-smoke: install
 	$(PY) -m benchmarks --smoke $(BENCH_ARGS)
+
+## The console's screenshots in docs/screenshots (a demo database, headless Chromium).
+screenshots: install
+	$(PY) docs/screenshots/make_screenshots.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -20,14 +20,16 @@ function liveInbox() {
   async function refresh() {
     if (running) { again = true; return; }
     running = true;
-    const checked = new Set(
-      [...live.querySelectorAll("input[name=call_id]:checked")].map((box) => box.value));
     try {
       const response = await fetch(live.dataset.rowsUrl + (query ? "?" + query : ""),
         { credentials: "same-origin", headers: { Accept: "text/html" } });
       if (response.redirected || response.status === 401) { window.location.reload(); return; }
       if (response.ok) {
-        live.innerHTML = await response.text();  // rendered (and escaped) by the server
+        const html = await response.text();
+        // Read the ticks only now: a box ticked while the rows were loading stays ticked.
+        const checked = new Set(
+          [...live.querySelectorAll("input[name=call_id]:checked")].map((box) => box.value));
+        live.innerHTML = html;  // rendered (and escaped) by the server
         for (const box of live.querySelectorAll("input[name=call_id]")) {
           box.checked = checked.has(box.value);
         }
