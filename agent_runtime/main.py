@@ -28,6 +28,7 @@ from agent_runtime.console import PREFIX as CONSOLE_PREFIX
 from agent_runtime.console import install_console
 from agent_runtime.core.retention_task import periodic_retention
 from agent_runtime.db.config import database_url, direct_database_url, tortoise_config
+from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.db.migrations import ensure_schema
 from agent_runtime.errors import MigrationFileError, SchemaOutOfDateError
 from agent_runtime.events.hub import running_hub
@@ -57,6 +58,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except (SchemaOutOfDateError, MigrationFileError) as exc:
         logger.error("%s", exc)
         raise
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        # A database that is down now may be up in a moment: serve, and let the
+        # readiness probe (503) and each request (503) say so until it is.
+        logger.error(
+            "cannot check the schema: database unreachable at %s (%s: %s); serving, "
+            "/health/ready answers 503 until it is reachable and current",
+            db.display(),
+            type(exc).__name__,
+            exc,
+        )
     if settings.api_key is None:
         logger.warning(
             "authentication is off (no AGENT_RUNTIME__API_KEY): serve on a loopback address only"
