@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from tortoise import Tortoise
@@ -97,3 +98,25 @@ def test_serving_with_a_bad_url_exits_with_one_clear_line():
     assert result.stderr.strip().count("\n") == 0
     assert "unsupported database URL scheme 'mysql'" in result.stderr
     assert "pw" not in result.stderr
+
+
+async def test_an_unreachable_database_at_startup_is_reported_as_such_and_readiness_is_503(
+    caplog,
+):
+    # Nothing listens on port 1: the schema check cannot connect.
+    settings = Settings(db_url="postgresql://postgres@127.0.0.1:1/x", db_connect_timeout=2)
+    app = create_app(settings)
+
+    with caplog.at_level(logging.ERROR, logger="agent_runtime"):
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                ready = await client.get("/health/ready")
+
+    assert ready.status_code == 503
+    assert ready.json()["error"]["code"] == "unavailable"
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent_runtime"]
+    assert len(lines) == 1, lines
+    assert "database unreachable at postgresql://postgres@127.0.0.1:1/x" in lines[0]
+    assert "\n" not in lines[0]
+    assert not any("schema is behind" in r.getMessage() for r in caplog.records)

@@ -14,7 +14,9 @@ import httpx
 import pytest
 from tortoise import Tortoise
 
-from agent_runtime.db.config import tortoise_config
+from agent_runtime.cli.check import pooler_report
+from agent_runtime.config import Settings
+from agent_runtime.db.config import database_url, tortoise_config
 from agent_runtime.db.migrations import migration_files
 from agent_runtime.services import database as svc
 from models import PendingApproval, Session
@@ -251,3 +253,23 @@ def test_serve_refuses_a_public_address_without_an_api_key(empty_url):
     assert result.returncode == 1
     assert "without AGENT_RUNTIME__API_KEY" in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_check_reports_the_pooler_mode_and_warns_without_a_direct_url():
+    settings = Settings(db_url="postgresql://u@bouncer:6432/db", db_pooler="pgbouncer")
+    alone = pooler_report(database_url(settings))
+    direct = pooler_report(
+        database_url(settings.model_copy(update={"db_direct_url": "postgresql://u@pg:5432/db"}))
+    )
+
+    assert alone[0].startswith("pooler: pgbouncer (transaction pooling")
+    assert any(
+        line.startswith("warning:") and "AGENT_RUNTIME__DB_DIRECT_URL" in line for line in alone
+    )
+    assert direct == [
+        "pooler: pgbouncer (transaction pooling: no named prepared statements; "
+        "LISTEN and the migration lock on postgresql://u@pg:5432/db)"
+    ]
+    assert pooler_report(database_url(Settings(db_url="postgresql://u@pg/db"))) == [
+        "pooler: none (direct PostgreSQL connections)"
+    ]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from agent_runtime.config import Settings
+from agent_runtime.db.config import database_url, direct_database_url
+from agent_runtime.db.migration_lock import migration_lock
 from agent_runtime.db.urls import SQLITE_ENGINE, SQLITE_PRAGMAS, parse_db_url
 from agent_runtime.errors import ConfigurationError
 
@@ -176,3 +179,45 @@ def test_the_sqlite_folder_is_created(tmp_path):
 def test_in_memory_and_postgres_urls_have_no_folder_to_create():
     assert parse_db_url("sqlite://").sqlite_path is None
     assert parse_db_url("postgresql://u@h/db").sqlite_path is None
+
+
+def test_behind_pgbouncer_asyncpg_keeps_no_named_prepared_statements():
+    pooled = parse_db_url("postgresql://u@pgbouncer:6432/db", pooler="pgbouncer")
+    direct = parse_db_url("postgresql://u@h/db")
+
+    assert pooled.credentials["statement_cache_size"] == 0
+    assert pooled.pooler == "pgbouncer"
+    assert "statement_cache_size" not in direct.credentials
+    # PgBouncer refuses unknown startup parameters: the URL has no way to add one.
+    assert "schema" not in pooled.credentials and "server_settings" not in pooled.credentials
+
+
+def test_the_direct_url_serves_session_state_for_the_settings_own_database_only():
+    settings = Settings(
+        db_url="postgresql://u@pgbouncer:6432/db",
+        db_pooler="pgbouncer",
+        db_direct_url="postgresql://u@primary:5432/db",
+    )
+
+    db = database_url(settings)
+    other = database_url(settings, "postgresql://u@elsewhere/other")
+
+    assert db.session_url.credentials["host"] == "primary"
+    assert db.credentials["host"] == "pgbouncer"
+    assert other.session_url is other and other.pooler == "none"
+    assert direct_database_url(settings, db) == db.session_url
+
+
+def test_a_sqlite_direct_url_is_refused_in_one_line():
+    settings = Settings(db_url="postgresql://u@h/db", db_direct_url="sqlite:///a.db")
+
+    with pytest.raises(ConfigurationError, match="must be a PostgreSQL URL"):
+        database_url(settings)
+
+
+async def test_migrations_behind_pgbouncer_without_a_direct_url_are_refused():
+    db = parse_db_url("postgresql://u@127.0.0.1:1/db", pooler="pgbouncer")
+
+    with pytest.raises(ConfigurationError, match="AGENT_RUNTIME__DB_DIRECT_URL"):
+        async with migration_lock(db):
+            pass
