@@ -15,7 +15,7 @@ from agent_runtime.cli import cli
 from agent_runtime.config import get_settings
 from agent_runtime.services.legacy_import import importer
 from tests.cli.helpers import agent_runtime
-from tests.fixtures.backends import TABLES, Backend, Databases
+from tests.fixtures.backends import DATA_TABLES, TABLES, Backend, Databases
 from tests.fixtures.legacy import (
     LEGACY_PARAMS,
     LegacyConnection,
@@ -89,7 +89,7 @@ def invoke(*args: str) -> Result:
 
 
 def counts(url: str) -> dict[str, int]:
-    return {t: fetch_sync(url, f"SELECT COUNT(*) FROM {t}")[0][0] for t in TABLES}
+    return {t: fetch_sync(url, f"SELECT COUNT(*) FROM {t}")[0][0] for t in DATA_TABLES}
 
 
 def one_error_line(result: Result) -> str:

@@ -23,7 +23,7 @@ from agent_runtime.services.legacy_import import (
 )
 from agent_runtime.services.sessions import list_sessions
 from models import AgentContext, Message, Session
-from tests.fixtures.backends import TABLES, Databases
+from tests.fixtures.backends import DATA_TABLES, Databases
 from tests.fixtures.legacy import (
     LEGACY_PARAMS,
     SOURCE_KINDS,
@@ -88,7 +88,7 @@ async def approval_of(db: BaseDBAsyncClient, call_id: str) -> dict[str, Any]:
 
 async def dump(db: BaseDBAsyncClient) -> dict[str, list[dict[str, Any]]]:
     """Every row of every table, to prove that nothing changed."""
-    return {t: await db.execute_query_dict(f"SELECT * FROM {t} ORDER BY id") for t in TABLES}
+    return {t: await db.execute_query_dict(f"SELECT * FROM {t} ORDER BY id") for t in DATA_TABLES}
 
 
 TOOL_CALL: dict[str, Any] = {
