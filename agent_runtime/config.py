@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         None,
         description="When set, every route except /health/* needs `Authorization: Bearer <key>`.",
     )
+    metrics_key: SecretStr | None = Field(
+        None,
+        description="When set, GET /metrics also accepts `Authorization: Bearer <metrics key>` "
+        "(and needs it when no API key is set): a key for the scraper that opens nothing else.",
+    )
     allow_unauthenticated_remote: bool = Field(
         False,
         description="Allow serving on a non-loopback address without an API key.",
@@ -118,6 +123,11 @@ class Settings(BaseSettings):
     )
     port: int = Field(8000, ge=1, le=65535, description="Port `make run` binds to.")
     log_level: str = Field("info", description="uvicorn / service log level.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as one JSON object per line (time, level, "
+        "logger, message, request_id, exc_info).",
+    )
 
     @property
     def binds_loopback_only(self) -> bool:

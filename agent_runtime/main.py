@@ -8,12 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 from tortoise.contrib.fastapi import RegisterTortoise
 
 from agent_runtime import __version__
 from agent_runtime.api.errors import install_error_handlers
 from agent_runtime.api.message_body import add_message_schemas
-from agent_runtime.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware
+from agent_runtime.api.middleware import (
+    ApiKeyMiddleware,
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+)
 from agent_runtime.api.routes import (
     agent_contexts,
     approval_runs,
@@ -21,6 +26,7 @@ from agent_runtime.api.routes import (
     events,
     health,
     maintenance,
+    metrics,
     sessions,
 )
 from agent_runtime.config import Settings, get_settings, unknown_variables
@@ -32,6 +38,8 @@ from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.db.migrations import ensure_schema
 from agent_runtime.errors import MigrationFileError, SchemaOutOfDateError
 from agent_runtime.events.hub import running_hub
+from agent_runtime.observability import logs
+from agent_runtime.observability.collect import running_metrics
 from agent_runtime.services.message_cache import message_cache
 
 __all__ = ["app", "create_app"]
@@ -44,13 +52,16 @@ contexts, and tool calls waiting for human approval.
 Errors always have the body `{"error": {"code": "...", "message": "..."}}`.
 Sessions carry a version, served as `ETag`; send it back as `If-Match` to make a
 write conditional (412 if the session changed). When the server has an API key,
-every route except `/health/*` needs `Authorization: Bearer <key>`."""
+every route except `/health/*` needs `Authorization: Bearer <key>`. Every answer
+carries an `X-Request-ID` (the caller's, when sent), also written in the log lines
+of that request."""
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     db = app.state.database
+    logs.install(settings.log_format, settings.log_level)
     for name in unknown_variables():
         logger.warning("%s is not a setting: ignored", name)
     try:
@@ -85,6 +96,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             stream_buffer=settings.sse_buffer_events,
         ) as hub,
         periodic_retention(settings, db.dialect),
+        running_metrics(db.dialect),
     ):
         app.state.hub = hub
         # What start-up built (modules, the app, pydantic's validators: some 10^5
@@ -95,10 +107,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Around everything, the error handling that answers 500 included: that
+        # answer carries the request id too, and its duration is recorded.
+        return RequestContextMiddleware(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. A bad `AGENT_RUNTIME__DB_URL` raises `ConfigurationError` here."""
     settings = settings or get_settings()
-    app = FastAPI(
+    app = _App(
         title="agent-runtime",
         version=__version__,
         description=DESCRIPTION,
@@ -111,16 +130,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_message_schemas(app)
     for module in (sessions, agent_contexts, approvals, approval_runs, events, maintenance, health):
         app.include_router(module.router)
+    app.add_route(metrics.PATH, metrics.metrics, methods=["GET"], include_in_schema=False)
     install_console(app)
     # Not FastAPI's `max_body_size`: its 413 is plain text, ours has the JSON error body.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: authentication before anything else.
-    if settings.api_key is not None:
+    metrics_key = settings.metrics_key
+    path_keys = {metrics.PATH: metrics_key.get_secret_value()} if metrics_key else {}
+    if settings.api_key is not None or path_keys:
         app.add_middleware(
             ApiKeyMiddleware,
-            api_key=settings.api_key.get_secret_value(),
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
             public_paths=health.PUBLIC_PATHS,
             own_auth_prefix=CONSOLE_PREFIX,
+            path_keys=path_keys,
         )
     return app
 

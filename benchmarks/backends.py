@@ -30,7 +30,17 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("legacy", "ours", "floor", "http", "rest_ours", "rest_floor", "hitl")
+ROLES = (
+    "legacy",
+    "ours",
+    "floor",
+    "http",
+    "rest_ours",
+    "rest_floor",
+    "hitl",
+    "pooler_direct",
+    "pooler_pgbouncer",
+)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,11 @@ class Config:
     # `hitl`: waits parked on uvicorn servers, decided from another server process
     hitl_waiters: int  # parked waits decided one at a time (decision-to-wake latency)
     hitl_memory_waiters: tuple[int, ...]  # parked waits on one worker, per fresh server (RSS)
+    # `pooler`: PostgreSQL directly vs through PgBouncer, uvicorn instances of 2 workers
+    pooler_modes: tuple[str, ...]  # see benchmarks/workloads/pooler.py
+    pooler_instances: tuple[int, ...]
+    pooler_clients: tuple[int, ...]  # concurrent clients, one run each per instance count
+    pooler_seconds: float  # per run
 
 
 FULL = Config(
@@ -60,6 +65,10 @@ FULL = Config(
     rest_service_samples=40,
     hitl_waiters=300,
     hitl_memory_waiters=(1000, 5000),
+    pooler_modes=("direct", "nocache", "pgbouncer"),
+    pooler_instances=(1, 2),
+    pooler_clients=(64, 256),
+    pooler_seconds=10.0,
 )
 
 SMOKE = Config(
@@ -87,4 +96,8 @@ SMOKE = Config(
     rest_service_samples=5,
     hitl_waiters=20,
     hitl_memory_waiters=(50,),
+    pooler_modes=("direct", "pgbouncer"),
+    pooler_instances=(1,),
+    pooler_clients=(32,),
+    pooler_seconds=1.0,
 )

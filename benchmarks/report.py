@@ -259,6 +259,7 @@ def sanity(results: dict[str, Any]) -> list[str]:
             problems.append(f"{impl}: {errors} errors under concurrency, e.g. {first[:1]}")
     problems += [f"rest: {p}" for p in _get(results, "rest", "problems") or []]
     problems += [f"hitl: {p}" for p in _get(results, "hitl", "problems") or []]
+    problems += [f"pooler: {p}" for p in _get(results, "pooler", "problems") or []]
     if _get(results, "http", "errors"):
         problems.append(
             f"http: {results['http']['errors']} failed requests, e.g. "
@@ -355,6 +356,8 @@ def table(backend: str, data: dict[str, Any]) -> str:
         lines += _rest_table(results["rest"], rat.get("rest", {}))
     if "hitl" in results:
         lines += _hitl_table(results["hitl"])
+    if "pooler" in results:
+        lines += pooler_table(results["pooler"])
     lines.append("targets:")
     for t in data["targets"]:
         value, unit = t["measured"], t["unit"]
@@ -469,6 +472,49 @@ def _hitl_table(hitl: dict[str, Any]) -> list[str]:
                 f"parked in {_num(r['parked']['parked_s'])} s, all answered "
                 f"{_num(r['all_answered_s'])} s after the first decision"
             )
+    return lines
+
+
+_POOLER_MODES = {
+    "direct": "direct",
+    "nocache": "direct, no stmt cache",
+    "pgbouncer": "PgBouncer (transaction)",
+}
+
+
+def pooler_table(pooler: dict[str, Any]) -> list[str]:
+    """The `pooler` workload: one row per (mode, instances, clients)."""
+    if "skipped" in pooler:
+        return [f"pooler (direct vs PgBouncer): skipped: {pooler['skipped']}"]
+    lines = [
+        f"pooler: PostgreSQL directly vs through PgBouncer ({pooler['pgbouncer']}); "
+        f"uvicorn instances of {pooler['workers_per_instance']} workers; {pooler['load']}; "
+        f"1-min load average before / after: {pooler['load_average_before'][0]:.2f} / "
+        f"{pooler['load_average_after'][0]:.2f}",
+        f"{'mode':<24}{'instances':>10}{'clients':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'server conns':>14}{'errors':>8}{'CPU srv|cli|pgb':>17}",
+    ]
+    if pooler.get("problems"):
+        lines.append(
+            f"  !! {len(pooler['problems'])}+ wrong answers or errors (SANITY below): its "
+            "figures time them"
+        )
+    for r in pooler["runs"]:
+        cpu = "|".join(
+            _num(r.get(k)) for k in ("server_cpu_load", "client_cpu_load", "pgbouncer_cpu_load")
+        )
+        mode = _POOLER_MODES.get(r["mode"], r["mode"])
+        lines.append(
+            f"{mode:<24}{r['instances']:>10}{r['clients']:>9}{_num(r['requests_per_s']):>9}"
+            f"{_num(r['p50_ms']):>9}{_num(r['p99_ms']):>9}"
+            f"{_num(r['server_connections_max']):>14}{r['errors']:>8}{cpu:>17}"
+        )
+    lines.append(
+        "  server conns: max of pg_stat_activity for the database during the run, the "
+        "workers' direct LISTEN connections included (1 per worker); CPU: cores busy "
+        "(servers | load generator | PgBouncer); no stmt cache: directly, with "
+        "AGENT_RUNTIME__DB_POOLER=pgbouncer (what the setting costs without the pooler)"
+    )
     return lines
 
 

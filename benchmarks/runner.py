@@ -19,10 +19,10 @@ from benchmarks.config import FULL, SMOKE, Config
 from benchmarks.floor import make_floor
 from benchmarks.legacy import Legacy
 from benchmarks.ours import Ours, OursAppend
-from benchmarks.workloads import approvals, concurrency, conversation, hitl, http, rest
+from benchmarks.workloads import approvals, concurrency, conversation, hitl, http, pooler, rest
 
 BACKENDS = ("sqlite", "postgres")
-WORKLOADS = ("conversation", "concurrency", "approvals", "http", "rest", "hitl")
+WORKLOADS = ("conversation", "concurrency", "approvals", "http", "rest", "hitl", "pooler")
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -57,13 +57,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"default: {','.join(WORKLOADS)} (conversation = save and load at each N; "
         "rest = this project's REST endpoints vs a bare Starlette floor, both under uvicorn; "
         "hitl = approval waits on multi-worker uvicorn servers: decision-to-wake latency, "
-        "memory per waiter)",
+        "memory per waiter; pooler = PostgreSQL directly vs through PgBouncer, 1 and 2 "
+        "uvicorn instances, PostgreSQL only)",
     )
     parser.add_argument(
         "--pg-url",
         default=DEFAULT_PG_URL,
         help="PostgreSQL admin URL; the suite creates and drops its own bench_* databases "
         f"there (default {DEFAULT_PG_URL})",
+    )
+    parser.add_argument(
+        "--pgbouncer-url",
+        help="`pooler` workload: a PgBouncer (transaction mode) in front of the --pg-url "
+        "server, any database name in the URL (default: start a private one if the "
+        "pgbouncer binary is installed, else skip the workload)",
     )
     parser.add_argument(
         "--out",
@@ -81,7 +88,7 @@ def _logger(backend: str) -> Callable[[str], None]:
 
 
 async def _run_backend(
-    dbs: backends.Databases, cfg: Config, workloads: list[str]
+    dbs: backends.Databases, cfg: Config, workloads: list[str], args: argparse.Namespace
 ) -> dict[str, Any]:
     log = _logger(dbs.backend)
     # Distinct ids per backend, in case anything in the process remembers sessions by id.
@@ -116,6 +123,10 @@ async def _run_backend(
         results["rest"] = await rest.run(dbs, cfg, prefix, log)
     if "hitl" in workloads:
         results["hitl"] = await hitl.run(dbs, cfg, prefix, log)
+    if "pooler" in workloads and dbs.backend == "postgres":
+        results["pooler"] = await pooler.run(
+            dbs, cfg, prefix, log, admin_url=args.pg_url, pgbouncer_url=args.pgbouncer_url
+        )
     rat = report.ratios(results)
     return {
         "version": dbs.version,
@@ -143,7 +154,7 @@ async def run(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
         async with provision as dbs:
             if backend == "postgres":
                 meta["postgres_version"] = dbs.version
-            out["backends"][backend] = await _run_backend(dbs, cfg, args.workloads)
+            out["backends"][backend] = await _run_backend(dbs, cfg, args.workloads, args)
     meta["duration_s"] = round(time.perf_counter() - started, 1)
     return out
 

@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
-import logging
+import logging.config
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from agent_runtime.cli._common import fail, run, settings_and_database
 from agent_runtime.db.migrations import ensure_schema
+from agent_runtime.observability.logs import logging_config
+from agent_runtime.observability.metrics import MULTIPROC_DIR_ENV
+
+logger = logging.getLogger("agent_runtime")
+
+
+@contextmanager
+def metrics_directory(workers: int) -> Iterator[str | None]:
+    """Where the workers keep their metrics so that any of them reports all:
+    `PROMETHEUS_MULTIPROC_DIR` if set (it must be an empty directory), else, with
+    several workers, a fresh private directory, removed at exit. One worker in
+    this process needs none (its metrics stay in memory)."""
+    given = os.environ.get(MULTIPROC_DIR_ENV)
+    if given:
+        if not os.path.isdir(given):
+            fail(f"{MULTIPROC_DIR_ENV}={given} is not a directory")
+        if any(name.endswith(".db") for name in os.listdir(given)):
+            logger.warning(
+                "%s=%s holds metrics of an earlier run: they are counted too (empty it "
+                "before starting)",
+                MULTIPROC_DIR_ENV,
+                given,
+            )
+        yield given
+        return
+    if workers == 1:
+        yield None
+        return
+    # Set before the workers start (they import prometheus_client afresh), never in
+    # this process's own registry, which was created at import without it.
+    path = tempfile.mkdtemp(prefix="agent-runtime-metrics-")  # mode 0700
+    os.environ[MULTIPROC_DIR_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROC_DIR_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @click.command()
@@ -25,7 +67,8 @@ def serve(
 
     Checks the configuration and the schema first (applying migrations to SQLite
     when AGENT_RUNTIME__AUTO_MIGRATE allows), and refuses to listen beyond
-    loopback without an API key.
+    loopback without an API key. With several workers, GET /metrics reports all
+    of them (a private PROMETHEUS_MULTIPROC_DIR, removed at exit).
     """
     settings, database = settings_and_database()
     settings = settings.model_copy(
@@ -40,20 +83,24 @@ def serve(
             if v is not None
         }
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s"
-    )
+    try:
+        log_config = logging_config(settings.log_format, settings.log_level)
+    except ValueError as exc:
+        fail(str(exc))
+    logging.config.dictConfig(log_config)
     refusal = settings.unauthenticated_remote_refusal()
     if refusal:
         fail(refusal)
     run(ensure_schema(database, auto_migrate=settings.auto_migrate), database)
     import uvicorn
 
-    uvicorn.run(
-        "agent_runtime.main:app",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
-    )
+    with metrics_directory(settings.workers):
+        uvicorn.run(
+            "agent_runtime.main:app",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            log_config=log_config,
+            timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+        )

@@ -12,6 +12,7 @@ from tortoise.transactions import in_transaction
 
 from agent_runtime.config import Settings
 from agent_runtime.db.errors import is_database_unavailable
+from agent_runtime.observability.metrics import RETENTION_RUNS
 from agent_runtime.services.retention import RetentionPolicy, run_retention
 
 __all__ = ["periodic_retention", "policy_from"]
@@ -35,11 +36,14 @@ async def _loop(connection_name: str, policy: RetentionPolicy, interval: float) 
                 report = await run_retention(conn, policy)
         except Exception as exc:
             # A failed run is retried at the next interval; it must not stop the server.
-            if is_database_unavailable(exc):
+            outcome = "unavailable" if is_database_unavailable(exc) else "failed"
+            RETENTION_RUNS.labels(outcome=outcome).inc()
+            if outcome == "unavailable":
                 logger.warning("retention skipped, database unavailable: %s", exc)
             else:
                 logger.exception("retention run failed")
             continue
+        RETENTION_RUNS.labels(outcome="ok").inc()
         if report.soft_deleted or report.hard_deleted or report.expired_approvals:
             logger.info(
                 "retention: %d soft-deleted, %d hard-deleted, %d approvals expired",

@@ -21,6 +21,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.db.urls import DatabaseURL
+from agent_runtime.observability.metrics import EVENT_STREAM_CLIENTS, WAITERS
 from agent_runtime.services.events import last_event_id, on_event_recorded, read_events
 
 __all__ = ["EventHub", "Subscription", "current_hub", "running_hub"]
@@ -113,7 +114,8 @@ class EventHub:
         changed = asyncio.Event()
         self._waiters.setdefault(call_id, set()).add(changed)
         try:
-            yield changed
+            with WAITERS.track_inprogress():
+                yield changed
         finally:
             waiters = self._waiters.get(call_id)
             if waiters is not None:
@@ -128,7 +130,8 @@ class EventHub:
         subscription = Subscription(self.stream_buffer, types, session_id)
         self._streams.add(subscription)
         try:
-            yield subscription
+            with EVENT_STREAM_CLIENTS.track_inprogress():
+                yield subscription
         finally:
             self._streams.discard(subscription)
 

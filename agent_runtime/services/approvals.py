@@ -36,6 +36,7 @@ __all__ = [
     "get_approval",
     "get_pending_approvals",
     "list_approvals",
+    "pending_approval_stats",
     "read_approval",
     "save_pending_approval",
     "update_approval_status",
@@ -219,6 +220,17 @@ async def count_approvals(
 ) -> int:
     """How many approvals `list_approvals` pages through with the same filters."""
     return await _filtered(db, status, session_id, tool_name).count()
+
+
+async def pending_approval_stats(db: DB) -> tuple[int, datetime | None]:
+    """How many approvals are pending, and when the oldest of them was created
+    (None if none is): two index reads on (status, created_at)."""
+    pending = PendingApproval.filter(status=ApprovalStatus.PENDING).using_db(db)
+    count = await pending.count()
+    if not count:
+        return 0, None
+    oldest = await pending.order_by("created_at").first().values_list("created_at", flat=True)
+    return count, None if oldest is None else as_utc(cast(datetime, oldest))
 
 
 async def delete_pending_approval(db: DB, call_id: str) -> bool:

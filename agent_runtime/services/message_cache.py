@@ -15,6 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from agent_runtime.observability.metrics import MESSAGE_CACHE_HITS, MESSAGE_CACHE_MISSES
+
 __all__ = ["CachedMessages", "MessageCache", "message_cache", "new_token"]
 
 
@@ -40,6 +42,7 @@ class MessageCache:
 
     def get(self, session_id: str) -> CachedMessages | None:
         entry = self._entries.get(session_id)
+        (MESSAGE_CACHE_MISSES if entry is None else MESSAGE_CACHE_HITS).inc()
         if entry is not None:
             self._entries.move_to_end(session_id)
         return entry

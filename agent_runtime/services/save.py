@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from agent_runtime.errors import InvalidInputError, PreconditionFailedError
+from agent_runtime.observability.metrics import MESSAGE_CACHE_STALE, MESSAGES_PER_SAVE
 from agent_runtime.schemas.sessions import MessageIn
 from agent_runtime.schemas.types import cut_title
 from agent_runtime.services._common import DB, atomic, check_version, require_id
@@ -233,6 +234,8 @@ async def _save(
         if version is None:
             state = await _open_for_write(conn, session_id, now, last_activity, if_version)
             trusted = cached is not None and cached.token == state["messages_token"]
+            if cached is not None and not trusted:
+                MESSAGE_CACHE_STALE.inc()
             current = cached if trusted else None
             if current is not None:
                 keep = _common_prefix(current.messages, messages)
@@ -255,6 +258,7 @@ async def _save(
             await delete_messages_from(conn, session_id, keep)
         await insert_messages(conn, tail)
         await _record_saved(conn, session_id, version)
+    MESSAGES_PER_SAVE.observe(len(tail))
 
     # Only after our transaction (or savepoint) ended well; if an outer one rolls
     # back later, this token never reaches the database and the entry is ignored.
@@ -297,11 +301,14 @@ async def _append(
         if version is None:
             state = await _open_for_write(conn, session_id, now, last_activity, if_version)
             trusted = cached is not None and cached.token == state["messages_token"]
+            if cached is not None and not trusted:
+                MESSAGE_CACHE_STALE.inc()
             current = cached if trusted else None
             tail = rows(await next_position(conn, session_id))
             version = await _touch(conn, session_id, state, messages, last_activity, token)
         await insert_messages(conn, tail)
         await _record_saved(conn, session_id, version)
+    MESSAGES_PER_SAVE.observe(len(tail))
 
     if current is not None:
         current.messages.extend(m.projection for m in tail)

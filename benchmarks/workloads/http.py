@@ -152,6 +152,7 @@ class Served:
     log_tail: Callable[[], str]  # the server's latest output (its tracebacks)
     # The processes running the app: (pid,) with one worker, else uvicorn's children.
     worker_pids: tuple[int, ...] = ()
+    log_text: Callable[[], str] = str  # the server's whole output so far
 
 
 def worker_processes(pid: int) -> tuple[int, ...]:
@@ -215,7 +216,7 @@ async def serve(
         try:
             await _wait_ready(port, proc)
             pids = (proc.pid,) if workers == 1 else await _wait_workers(workers, proc.pid, log)
-            yield Served(port, proc.pid, log_tail, pids)
+            yield Served(port, proc.pid, log_tail, pids, lambda: log().decode(errors="replace"))
         except Exception as exc:
             tail = log_tail()
             raise RuntimeError(f"{what} failed: {exc}\nserver output:\n{tail}") from exc

@@ -23,7 +23,7 @@ KEY = "s3cret-key"
 
 @pytest.fixture
 def app(backend):
-    return create_app(Settings(db_url=backend.url, api_key=KEY))
+    return create_app(Settings(**backend.settings, api_key=KEY))
 
 
 def every_route(app) -> list[tuple[str, str]]:
@@ -120,6 +120,7 @@ async def test_the_route_list_covers_the_api(app):
         "/console/events",
         "/docs",
         "/openapi.json",
+        "/metrics",
         "/health/ready",
     } <= paths
 
@@ -166,7 +167,7 @@ async def test_the_right_key_is_let_through(client, app):
 
 
 async def test_without_a_key_nothing_is_required(backend):
-    app = create_app(Settings(db_url=backend.url))
+    app = create_app(Settings(**backend.settings))
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.fixtures.backends import aerich_ok
 from tests.fixtures.servers import start_uvicorn
 
 TIMEOUT = httpx.Timeout(10.0)  # a read waiting longer than this fails the test
@@ -178,9 +177,7 @@ def test_live_events_arrive_while_the_stream_is_open(api):
 
 
 def test_a_heartbeat_comment_comes_while_nothing_happens(backend, tmp_path):
-    server = start_uvicorn(
-        backend.url, tmp_path, env={"AGENT_RUNTIME__SSE_HEARTBEAT_SECONDS": "0.5"}
-    )
+    server = start_uvicorn(backend, tmp_path, env={"AGENT_RUNTIME__SSE_HEARTBEAT_SECONDS": "0.5"})
     try:
         with (
             httpx.Client(base_url=server.url, timeout=TIMEOUT) as http,
@@ -196,9 +193,8 @@ def test_a_heartbeat_comment_comes_while_nothing_happens(backend, tmp_path):
 def test_a_client_too_slow_is_cut_off_and_resumes_exactly_once(backend, databases, tmp_path):
     # Events far larger than the socket buffers, so the server cannot write them all
     # while the client reads nothing: its buffer of 5 overflows and the stream ends.
-    url = databases.empty(backend.name)
-    aerich_ok(url, "upgrade")
-    server = start_uvicorn(url, tmp_path, env={"AGENT_RUNTIME__SSE_BUFFER_EVENTS": "5"})
+    fresh = databases.fresh(backend.name)
+    server = start_uvicorn(fresh, tmp_path, env={"AGENT_RUNTIME__SSE_BUFFER_EVENTS": "5"})
     api = Api(server.url)
     big = "x" * 512 * 1024
     try:

@@ -11,11 +11,15 @@ async def test_live_and_ready(client, backend):
 
     assert live.json() == {"status": "ok"}
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "database": backend.name, "pending_migrations": []}
+    assert ready.json() == {
+        "status": "ready",
+        "database": backend.dialect,
+        "pending_migrations": [],
+    }
 
 
 async def test_not_ready_when_a_migration_is_missing(client, backend):
-    db = Tortoise.get_connection(backend.name)
+    db = Tortoise.get_connection(backend.dialect)
     rows = await db.execute_query_dict("SELECT id, version FROM aerich ORDER BY id DESC")
     await db.execute_query(f"DELETE FROM aerich WHERE id = {rows[0]['id']}")
     try:

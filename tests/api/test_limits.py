@@ -12,7 +12,7 @@ LIMIT = 4096
 
 @pytest.fixture
 def app(backend):
-    return create_app(Settings(db_url=backend.url, max_body_bytes=LIMIT))
+    return create_app(Settings(**backend.settings, max_body_bytes=LIMIT))
 
 
 async def test_a_body_over_the_limit_is_413_and_saves_nothing(client):

@@ -14,7 +14,7 @@ from models import PendingApproval, Session
 @pytest.fixture
 async def aged(client, backend):
     """An idle session, an active one, one deleted long ago, an old and a new approval."""
-    db = Tortoise.get_connection(backend.name)
+    db = Tortoise.get_connection(backend.dialect)
     now = datetime.now(UTC)
     await svc.save_session(db, "idle", [], now - timedelta(hours=48))
     await svc.save_session(db, "active", [], now)

@@ -39,7 +39,7 @@ def old_rendering(loaded: dict) -> bytes:
 
 async def test_get_session_is_the_document_the_response_model_rendered(client, backend):
     saved = await client.post("/sessions/s1", json=MESSAGES)
-    connection = Tortoise.get_connection(backend.database.dialect)
+    connection = Tortoise.get_connection(backend.dialect)
 
     response = await client.get("/sessions/s1")
 

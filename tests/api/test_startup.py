@@ -63,9 +63,9 @@ async def test_postgres_is_never_migrated_implicitly(databases):
 
 
 async def test_connections_are_closed_at_shutdown(backend):
-    app = create_app(Settings(db_url=backend.url))
+    app = create_app(Settings(**backend.settings))
     async with LifespanManager(app):
-        connection = Tortoise.get_connection(backend.name)
+        connection = Tortoise.get_connection(backend.dialect)
         await connection.execute_query("SELECT 1")
 
     if backend.name == "sqlite":
@@ -73,7 +73,7 @@ async def test_connections_are_closed_at_shutdown(backend):
     else:
         assert connection._pool is None
     with pytest.raises(Exception, match=r"not initialized|No TortoiseContext|context"):
-        Tortoise.get_connection(backend.name)
+        Tortoise.get_connection(backend.dialect)
 
 
 def test_bad_database_url_fails_app_creation_with_one_line():

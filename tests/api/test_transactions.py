@@ -42,8 +42,8 @@ def app(app: FastAPI, backend) -> FastAPI:
 
 @pytest.fixture
 async def probe_table(client, backend):
-    connection = Tortoise.get_connection(backend.name)
-    await connection.execute_script(PROBE_DDL[backend.name])
+    connection = Tortoise.get_connection(backend.dialect)
+    await connection.execute_script(PROBE_DDL[backend.dialect])
     yield
     await connection.execute_script("DROP TABLE IF EXISTS commit_probe")
 
@@ -80,5 +80,5 @@ async def test_a_2xx_means_the_write_is_visible_to_other_connections(client, bac
     assert (await client.post("/sessions/s1", json=[{"role": "user", "content": "x"}])).is_success
 
     # Outside any request transaction, straight from the connection.
-    loaded = await svc.load_session(Tortoise.get_connection(backend.name), "s1")
+    loaded = await svc.load_session(Tortoise.get_connection(backend.dialect), "s1")
     assert loaded["messages"] == [{"role": "user", "content": "x"}]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.fixtures.backends import Backend, Databases, aerich_ok
+from tests.fixtures.backends import Backend, Databases
 from tests.fixtures.servers import LiveServer, start_uvicorn
 
 __all__ = [
@@ -25,29 +25,30 @@ __all__ = [
     "wait_for_log",
 ]
 
-# Worker processes per backend: the issue's 2 on one SQLite file, 4 on PostgreSQL.
-WORKERS = {"sqlite": 2, "postgres": 4}
+# Worker processes per backend: the issue's 2 on one SQLite file, 4 on PostgreSQL
+# (directly or through PgBouncer).
+WORKERS = {"sqlite": 2, "postgres": 4, "pgbouncer": 4}
 
 # Log lines that mean a request failed inside the server (5xx are also counted by
 # the clients; these name the cause).
 _PROBLEM = re.compile(
-    r"database is locked|Traceback|unhandled error|database unavailable|Exception in ASGI",
+    r"database is locked|Traceback|unhandled error|database unavailable|Exception in ASGI"
+    r"|prepared statement",
     re.IGNORECASE,
 )
 
 
 def fresh_backend(databases: Databases, name: str) -> Backend:
     """A new, empty database of backend `name`, migrated with `aerich upgrade`."""
-    url = databases.empty(name)
-    aerich_ok(url, "upgrade")
-    return Backend(name, url)
+    return databases.fresh(name)
 
 
 @contextlib.contextmanager
-def uvicorn_group(url: str, log_dir: Path, workers: int) -> Iterator[LiveServer]:
-    """A ready uvicorn with `workers` workers on `url`, in its own process group;
-    afterwards stopped (SIGTERM) if still running, and its whole group killed."""
-    server = start_uvicorn(url, log_dir, workers=workers, start_new_session=True)
+def uvicorn_group(database: str | Backend, log_dir: Path, workers: int) -> Iterator[LiveServer]:
+    """A ready uvicorn with `workers` workers on `database` (a URL, or a backend with
+    its settings), in its own process group; afterwards stopped (SIGTERM) if still
+    running, and its whole group killed."""
+    server = start_uvicorn(database, log_dir, workers=workers, start_new_session=True)
     try:
         yield server
     finally:

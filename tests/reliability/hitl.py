@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from tests.fixtures.backends import Backend
 from tests.fixtures.servers import LiveServer, start_uvicorn
 
 __all__ = [
@@ -166,15 +167,21 @@ def as_logged(event: dict[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def running_servers(
-    url: str, log_dir: Path, count: int, *, workers: int, env: dict[str, str] | None = None
+    database: str | Backend,
+    log_dir: Path,
+    count: int,
+    *,
+    workers: int,
+    env: dict[str, str] | None = None,
 ) -> Iterator[list[LiveServer]]:
-    """`count` uvicorn servers on database `url`, each in its own process group,
-    started one after the other; all stopped (and their groups killed) afterwards."""
+    """`count` uvicorn servers on `database` (a URL, or a backend with its settings),
+    each in its own process group, started one after the other; all stopped (and
+    their groups killed) afterwards."""
     servers: list[LiveServer] = []
     try:
         for _ in range(count):
             servers.append(
-                start_uvicorn(url, log_dir, workers=workers, env=env, start_new_session=True)
+                start_uvicorn(database, log_dir, workers=workers, env=env, start_new_session=True)
             )
         yield servers
     finally:
