@@ -44,7 +44,7 @@ bench-smoke: install
 
 ## The console's screenshots in docs/screenshots (a demo database, headless Chromium).
 screenshots: install
-	$(PY) docs/screenshots/make_screenshots.py
+	PYTHONPATH=. $(PY) docs/screenshots/make_screenshots.py  # it reuses tests/console's browser
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -38,11 +37,10 @@ from tortoise import Tortoise
 from agent_runtime.db.config import tortoise_config
 from agent_runtime.db.urls import parse_db_url
 from agent_runtime.services.reviewers import add_reviewer
+from tests.console.browser import CHROMEDRIVER, CHROMIUM, chrome_options
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REVIEWER, PASSWORD = "demo", "demo-password"
 DESKTOP, PHONE = (1280, 800), (390, 844)
 
@@ -282,23 +280,8 @@ def serve(url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def browser(profile: Path) -> WebDriver:
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--window-size=1280,900",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(argument)
+    # The tests' Chromium (Debian's, headless, offline), without scrollbars in pictures.
+    options = chrome_options(profile, (1280, 900), "--hide-scrollbars")
     return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
 
 

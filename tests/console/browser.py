@@ -57,8 +57,9 @@ def browser_missing() -> str | None:
     return None
 
 
-def chrome_options(user_data_dir: Path, size: tuple[int, int] = DESKTOP) -> Options:
-    """Headless Chromium that talks to nothing but the pages it is sent to."""
+def chrome_options(user_data_dir: Path, size: tuple[int, int] = DESKTOP, *extra: str) -> Options:
+    """Headless Chromium that talks to nothing but the pages it is sent to; `extra`
+    arguments added (e.g. --hide-scrollbars for screenshots)."""
     options = Options()
     options.binary_location = str(CHROMIUM)
     for argument in (
@@ -73,6 +74,7 @@ def chrome_options(user_data_dir: Path, size: tuple[int, int] = DESKTOP) -> Opti
         "--disable-sync",
         f"--window-size={size[0]},{size[1]}",
         f"--user-data-dir={user_data_dir}",
+        *extra,
     ):
         options.add_argument(argument)
     return options

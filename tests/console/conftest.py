@@ -10,7 +10,7 @@ them the tests are skipped, with the reason, except in CI
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -28,6 +28,8 @@ from tests.console.browser import (
     reset_database,
     unique,
 )
+from tests.console.http import REVIEWER, Agent, open_console
+from tests.console.http import Console as HttpConsole
 from tests.fixtures.backends import REQUIRE_PG, Backend
 from tests.fixtures.servers import LiveServer, start_uvicorn
 
@@ -147,3 +149,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
                 report.sections.append((f"browser {n}", page))
             report.sections.append(("server log", console.server.errors()[-6000:]))
     return report
+
+
+# The HTTP-level tests (no browser): the app in process, and one reviewer's user agent.
+
+
+@pytest.fixture
+async def web(backend: Backend) -> AsyncIterator[HttpConsole]:
+    async with open_console(backend) as console:
+        yield console
+
+
+@pytest.fixture
+async def carol(web: HttpConsole) -> Agent:
+    """A user agent logged in as the reviewer carol."""
+    return await web.logged_in(REVIEWER)

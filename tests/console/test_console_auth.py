@@ -4,7 +4,6 @@ logging out, and the headers every console answer carries (over ASGI, no browser
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import pytest
@@ -16,29 +15,14 @@ from tests.console.http import (
     PASSWORD,
     REVIEWER,
     SESSION_COOKIE,
-    Agent,
-    Console,
     cookie_attributes,
     csrf_token,
     open_console,
 )
-from tests.fixtures.backends import Backend
 
 KEY = "s3cret-key"
 WRONG = "not the password at all"
 WRONG_CREDENTIALS = "Wrong name or password."
-
-
-@pytest.fixture
-async def web(backend: Backend) -> AsyncIterator[Console]:
-    async with open_console(backend) as console:
-        yield console
-
-
-@pytest.fixture
-async def carol(web: Console) -> Agent:
-    """A user agent logged in as the reviewer carol."""
-    return await web.logged_in(REVIEWER)
 
 
 def login_redirect(answer, path: str) -> bool:

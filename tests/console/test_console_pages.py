@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from html import unescape
 from typing import Any
 
@@ -15,29 +14,14 @@ import pytest
 from tests.console.http import (
     REVIEWER,
     Agent,
-    Console,
     elements,
-    open_console,
     query_of,
     tool_call,
 )
-from tests.fixtures.backends import Backend
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(1)>"
 XSS = f"{XSS_SCRIPT}{XSS_IMG}"
-
-
-@pytest.fixture
-async def web(backend: Backend) -> AsyncIterator[Console]:
-    async with open_console(backend) as console:
-        yield console
-
-
-@pytest.fixture
-async def carol(web: Console) -> Agent:
-    """A user agent logged in as the reviewer carol."""
-    return await web.logged_in(REVIEWER)
 
 
 def title(html: str) -> str:

@@ -30,13 +30,18 @@ def _call_ids(values: list[Any]) -> list[str]:
     return ids
 
 
+def _decision(value: Any) -> ApprovalStatus:
+    decision = CHOICES.get(str(value))
+    if decision is None:
+        raise InvalidInputError("choose approve or reject")
+    return decision
+
+
 @router.post("/batch")
 async def confirm_batch(request: Request, login: CheckedLogin, db: DBSession) -> Response:
     """The list of every call the decision would apply to, to confirm."""
     form = await request.form()
-    decision = CHOICES.get(str(form.get("decision")))
-    if decision is None:
-        raise InvalidInputError("choose approve or reject")
+    decision = _decision(form.get("decision"))
     approvals = []
     for call_id in _call_ids(form.getlist("call_id")):
         approval = await get_approval(db, call_id)
@@ -53,9 +58,7 @@ async def confirm_batch(request: Request, login: CheckedLogin, db: DBSession) ->
 @router.post("/batch/confirm")
 async def decide_batch(request: Request, login: CheckedLogin, db: DBSession) -> Response:
     form = await request.form()
-    decision = CHOICES.get(str(form.get("decision")))
-    if decision is None:
-        raise InvalidInputError("choose approve or reject")
+    decision = _decision(form.get("decision"))
     message = str(form.get("message") or "").strip() or None
     done = skipped = 0
     for call_id in _call_ids(form.getlist("call_id")):
