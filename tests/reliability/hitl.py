@@ -209,7 +209,8 @@ def log_tracebacks(server: LiveServer, *, excused: list[str] | None = None) -> l
             found.append(line)
         elif line.startswith("Traceback"):
             before = lines[i - 1] if i else ""
-            if excused is not None and before == POOL_FLOOR_RETRY:
+            # The line ends with the warning whatever the log format puts before it.
+            if excused is not None and before.endswith(POOL_FLOOR_RETRY):
                 excused.append(before)
             else:
                 found.append(f"{before} / {line} / {' / '.join(lines[i + 1 : i + 6])}")
