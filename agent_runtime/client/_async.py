@@ -292,11 +292,6 @@ class AsyncAgentRuntimeClient:
             core.decide_approval(call_id, status, decided_by, message, arguments)
         )
 
-    async def update_approval_status(self, call_id: str, status: str) -> bool:
-        """The legacy status update (last write wins); False if the call is unknown,
-        or already claimed or run."""
-        return await self.send(core.update_approval_status(call_id, status))
-
     async def wait_for_decision(self, call_id: str, timeout: float = 30.0) -> ApprovalRead:  # noqa: ASYNC109
         """The approval once decided, or at the timeout (0-60 s) still `pending`."""
         return await self.send(core.wait_for_decision(call_id, timeout))

@@ -428,16 +428,6 @@ def decide_approval(
     return Call("POST", f"/approvals/{_segment(call_id)}/decision", _model(ApprovalRead), json=body)
 
 
-def update_approval_status(call_id: str, status: str) -> Call[bool]:
-    """The legacy status update, last write wins: safe to repeat."""
-    return Call(
-        "PUT",
-        f"/approvals/{_segment(call_id)}/status",
-        lambda response: bool(response.json()["updated"]),
-        json={"status": status},
-    )
-
-
 def wait_for_decision(call_id: str, timeout: float) -> Call[ApprovalRead]:
     return Call(
         "GET",

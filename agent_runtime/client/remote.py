@@ -33,7 +33,12 @@ _LEGACY_APPROVAL_KEYS = ("call_id", "tool_name", "arguments", "reason", "created
 
 
 class RemoteDatabaseService:
-    """The 19 legacy methods of `DatabaseService`, served by a remote agent-runtime."""
+    """The 19 legacy methods of `DatabaseService`, served by a remote agent-runtime.
+
+    Differences that remain: `update_approval_status` is the REST decision, a
+    compare-and-set from `pending` (deciding an already decided call differently
+    answers False instead of overwriting, as the in-process last write would).
+    """
 
     def __init__(
         self,
@@ -257,4 +262,8 @@ class RemoteDatabaseService:
     async def update_approval_status(self, db: Any, call_id: str, status: str) -> bool:
         lookup_id(call_id, "call_id")
         decision = _decision(status)  # refused here with the in-process message
-        return await self.client.update_approval_status(call_id, decision.value)
+        try:
+            await self.client.decide(call_id, decision.value)
+        except (NotFoundError, ConflictError):
+            return False
+        return True

@@ -30,7 +30,7 @@ import asyncio
 import copy
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from agent_runtime.errors import ConflictError, NotFoundError, PreconditionFailedError
 from agent_runtime.services import database as store
@@ -280,155 +280,13 @@ def _arguments(raw: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"arguments": value}
 
 
-class _Service(Protocol):
-    """The service calls the approval helpers make; approvals and agent contexts come
-    back as plain dicts. `_LocalService`: the service API in this process;
-    `_RemoteService`: a remote agent-runtime over REST."""
-
-    async def load_context(self, session_id: str) -> dict[str, Any] | None: ...
-
-    async def put_context(self, session_id: str, context: Mapping[str, Any]) -> None:
-        """Save the context (`LookupError` if the session does not exist)."""
-
-    async def create_approval(
-        self,
-        session_id: str,
-        call_id: str,
-        tool_name: str,
-        arguments: dict[str, Any],
-        reason: str | None,
-    ) -> None: ...
-
-    async def wait_for_decision(self, call_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
-        """The approval once decided, or after `timeout` seconds (then `pending`)."""
-
-    async def claim(self, call_id: str, claimed_by: str | None) -> str:
-        """The claim token (`ConflictError` if someone else holds the call, or it ran)."""
-
-    async def report(self, call_id: str, token: str, status: str, result: Any) -> None: ...
-
-
-class _LocalService:
-    """The service API in this process (`init_database` first)."""
-
-    async def load_context(self, session_id: str) -> dict[str, Any] | None:
-        return await store.load_agent_context(store.get_connection(), session_id)
-
-    async def put_context(self, session_id: str, context: Mapping[str, Any]) -> None:
-        saved = await store.put_agent_context(
-            store.get_connection(),
-            session_id,
-            context["current_agent"],
-            context["agent_history"],
-            context["metadata"],
-            context["created_at"],
-            context["last_switch_at"],
-            context["switch_count"],
-        )
-        if not saved:
-            raise LookupError(f"session {session_id!r} does not exist (or is deleted)")
-
-    async def create_approval(
-        self,
-        session_id: str,
-        call_id: str,
-        tool_name: str,
-        arguments: dict[str, Any],
-        reason: str | None,
-    ) -> None:
-        await store.create_approval(
-            store.get_connection(), session_id, call_id, tool_name, arguments, reason
-        )
-
-    async def wait_for_decision(self, call_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
-        return await store.wait_for_decision(call_id, timeout)
-
-    async def claim(self, call_id: str, claimed_by: str | None) -> str:
-        token, _ = await store.claim_approval(
-            store.get_connection(), call_id, claimed_by=claimed_by
-        )
-        return token
-
-    async def report(self, call_id: str, token: str, status: str, result: Any) -> None:
-        await store.report_result(store.get_connection(), call_id, token, status, result)
-
-
-# The longest single wait the REST API answers (seconds).
-_MAX_REMOTE_WAIT = 60.0
-
-
-class _RemoteService:
-    """A remote agent-runtime over REST (its claim lease is the server's setting)."""
-
-    def __init__(self, client: AsyncAgentRuntimeClient) -> None:
-        self.client = client
-
-    async def load_context(self, session_id: str) -> dict[str, Any] | None:
-        try:
-            context = await self.client.get_agent_context(session_id)
-        except NotFoundError:
-            return None
-        return context.model_dump(mode="json")
-
-    async def put_context(self, session_id: str, context: Mapping[str, Any]) -> None:
-        try:
-            await self.client.put_agent_context(
-                session_id,
-                context["current_agent"],
-                agent_history=context["agent_history"],
-                metadata=context["metadata"],
-                created_at=context["created_at"],
-                last_switch_at=context["last_switch_at"],
-                switch_count=context["switch_count"],
-            )
-        except NotFoundError:
-            raise LookupError(f"session {session_id!r} does not exist (or is deleted)") from None
-
-    async def create_approval(
-        self,
-        session_id: str,
-        call_id: str,
-        tool_name: str,
-        arguments: dict[str, Any],
-        reason: str | None,
-    ) -> None:
-        await self.client.create_approval(session_id, call_id, tool_name, arguments, reason=reason)
-
-    async def wait_for_decision(self, call_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
-        # One REST wait lasts at most _MAX_REMOTE_WAIT seconds: wait again until `timeout`.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            left = max(0.0, deadline - loop.time())
-            approval = await self.client.wait_for_decision(call_id, min(left, _MAX_REMOTE_WAIT))
-            if approval.status != "pending" or left <= _MAX_REMOTE_WAIT:
-                return approval.model_dump(mode="json")
-
-    async def claim(self, call_id: str, claimed_by: str | None) -> str:
-        return (await self.client.claim(call_id, claimed_by=claimed_by)).claim_token
-
-    async def report(self, call_id: str, token: str, status: str, result: Any) -> None:
-        await self.client.report_result(call_id, token, status, result)
-
-
-def _service(session: AgentRuntimeSession | str) -> tuple[_Service, str]:
-    """The service of `session` (a session id: this process's) and its session id."""
-    if isinstance(session, str):
-        return _LocalService(), session
-    if session.client is None:
-        return _LocalService(), session.session_id
-    return _RemoteService(session.client), session.session_id
-
-
 async def _store_run_state(
-    service: _Service,
-    session_id: str,
-    state: dict[str, Any] | None,
-    agent_name: str = "openai-agents",
+    session_id: str, state: dict[str, Any] | None, agent_name: str = "openai-agents"
 ) -> None:
     """Keep (or with None, drop) the paused run's state in the session's agent context
     metadata, leaving the rest of the context as it was."""
-    context = await service.load_context(session_id)
+    db = store.get_connection()
+    context = await store.load_agent_context(db, session_id)
     if context is None:
         if state is None:
             return
@@ -448,15 +306,24 @@ async def _store_run_state(
         del metadata[RUN_STATE_KEY]
     else:
         metadata[RUN_STATE_KEY] = state
-    await service.put_context(session_id, {**context, "metadata": metadata})
+    saved = await store.put_agent_context(
+        db,
+        session_id,
+        context["current_agent"],
+        context["agent_history"],
+        metadata,
+        context["created_at"],
+        context["last_switch_at"],
+        context["switch_count"],
+    )
+    if not saved:
+        raise LookupError(f"session {session_id!r} does not exist (or is deleted)")
 
 
-async def load_run_state(session: AgentRuntimeSession | str) -> dict[str, Any] | None:
+async def load_run_state(session_id: str) -> dict[str, Any] | None:
     """The serialised `RunState` of the session's paused run (`RunState.to_json()`),
-    or None when no run is waiting for approvals. `session`: an `AgentRuntimeSession`
-    (in-process or over REST, as it is built), or a session id (in-process)."""
-    service, session_id = _service(session)
-    context = await service.load_context(session_id)
+    or None when no run is waiting for approvals."""
+    context = await store.load_agent_context(store.get_connection(), session_id)
     if context is None:
         return None
     state = (context["metadata"] or {}).get(RUN_STATE_KEY)
@@ -464,26 +331,23 @@ async def load_run_state(session: AgentRuntimeSession | str) -> dict[str, Any] |
 
 
 async def submit_interruptions(
-    result: RunResult, session: AgentRuntimeSession | str, *, reason: str | None = None
+    result: RunResult, session_id: str, *, reason: str | None = None
 ) -> list[str]:
     """Record a paused run's approvals (`result.interruptions`, the tool calls of
-    tools with `needs_approval`) as agent-runtime approvals of the session, pending,
+    tools with `needs_approval`) as agent-runtime approvals of `session_id`, pending,
     and keep the run's state durably (`RUN_STATE_KEY` of the session's agent context
-    metadata) so any process can resume it. Returns the call ids.
-
-    `session`: an `AgentRuntimeSession` (in-process, or over REST when built with
-    `client=`), or a session id (in-process)."""
-    service, session_id = _service(session)
+    metadata) so any process can resume it. Returns the call ids."""
     state = result.to_state()
     # The state first: an approval a reviewer can see always has a run to resume.
-    await _store_run_state(service, session_id, state.to_json(), result.last_agent.name)
+    await _store_run_state(session_id, state.to_json(), result.last_agent.name)
+    db = store.get_connection()
     call_ids = []
     for item in result.interruptions:
         call_id = item.call_id
         if call_id is None:
             raise ValueError(f"tool approval item without a call id: {item!r}")
-        await service.create_approval(
-            session_id, call_id, item.name or "", _arguments(item.arguments), reason
+        await store.create_approval(
+            db, session_id, call_id, item.name or "", _arguments(item.arguments), reason
         )
         call_ids.append(call_id)
     return call_ids
@@ -497,8 +361,7 @@ async def resume_run(
     claimed_by: str | None = None,
     **run_kwargs: Any,
 ) -> RunResult | None:
-    """Resume the session's paused run once every approval it waits for is decided
-    (in-process, or over REST when `session` was built with `client=`).
+    """Resume the session's paused run once every approval it waits for is decided.
 
     Waits (up to `timeout` seconds for each; `TimeoutError` if one is still pending)
     for the decisions, applies them to the run's `RunState` (`state.approve`, or
@@ -514,24 +377,25 @@ async def resume_run(
     from agents import Runner, RunState
     from agents.items import ToolCallOutputItem
 
-    service, _ = _service(session)
-    data = await load_run_state(session)
+    data = await load_run_state(session.session_id)
     if data is None:
         return None
     state = await RunState.from_json(agent, data)
+    db = store.get_connection()
     claims: dict[str, str] = {}
     for item in state.get_interruptions():
         call_id = item.call_id
         assert call_id is not None
-        approval = await service.wait_for_decision(call_id, timeout)
+        approval = await store.wait_for_decision(call_id, timeout)
         status = approval["status"]
         if status == "pending":
             raise TimeoutError(f"approval {call_id!r} is still pending after {timeout}s")
         if status in _APPROVED and approval["edited_arguments"] is None:
             try:
-                claims[call_id] = await service.claim(call_id, claimed_by)
+                token, _ = await store.claim_approval(db, call_id, claimed_by=claimed_by)
             except ConflictError:
                 return None  # claimed by another process (whose lease holds), or already run
+            claims[call_id] = token
             state.approve(item)
         elif status in _APPROVED:
             edited = json.dumps(approval["edited_arguments"], ensure_ascii=False)
@@ -547,9 +411,9 @@ async def resume_run(
     try:
         result = await Runner.run(agent, state, session=session, **run_kwargs)
     except BaseException:
-        await _store_run_state(service, session.session_id, None)
+        await _store_run_state(session.session_id, None)
         for call_id, token in claims.items():
-            await service.report(call_id, token, "failed", None)
+            await store.report_result(db, call_id, token, "failed", None)
         raise
     outputs = {
         item.raw_item.get("call_id") if isinstance(item.raw_item, dict) else None: item
@@ -558,16 +422,17 @@ async def resume_run(
     }
     for call_id, token in claims.items():
         output = outputs.get(call_id)
-        await service.report(
+        await store.report_result(
+            db,
             call_id,
             token,
             "executed" if output is not None else "failed",
             _json_result(output.output) if output is not None else None,
         )
     if result.interruptions:
-        await submit_interruptions(result, session)
+        await submit_interruptions(result, session.session_id)
     else:
-        await _store_run_state(service, session.session_id, None)
+        await _store_run_state(session.session_id, None)
     return result
 
 
@@ -596,7 +461,7 @@ async def run_with_approvals(
 
     result: RunResult | None = await Runner.run(agent, input, session=session, **run_kwargs)
     if result is not None and result.interruptions:
-        await submit_interruptions(result, session)
+        await submit_interruptions(result, session.session_id)
     while result is not None and result.interruptions:  # resume_run records each next pause
         result = await resume_run(
             agent, session, timeout=timeout, claimed_by=claimed_by, **run_kwargs

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from agent_runtime.schemas.types import (
     Count,
     JSONObject,
     Name,
     RequestTitle,
+    RequiredName,
     StorableJSON,
     StorableText,
     UTCDateTime,
+    storable_json,
 )
 from models import MessageRole
 from models.limits import TITLE_MAX
@@ -28,7 +30,28 @@ __all__ = [
     "SessionStatsRead",
     "SessionSummaryRead",
     "SessionUpdate",
+    "ToolCall",
+    "ToolCallFunction",
 ]
+
+
+class ToolCallFunction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, StorableJSON]
+
+    name: RequiredName = Field(examples=["get_weather"])
+    arguments: StorableText = Field(examples=['{"city": "Paris"}'])
+
+
+class ToolCall(BaseModel):
+    """A tool call in the OpenAI chat format."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, StorableJSON]
+
+    id: RequiredName = Field(examples=["call_1"])
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
 
 
 class MessageIn(BaseModel):
@@ -50,9 +73,8 @@ class MessageIn(BaseModel):
 
 
 class MessageCreate(MessageIn):
-    """A chat message as the agent loop sends it over REST: `MessageIn`, the rule the
-    service API applies (`tool_calls` any storable JSON list, as the legacy service
-    stored them; the OpenAI shape is the usual one, not a requirement)."""
+    """A chat message as the agent loop sends it over REST (OpenAI chat format):
+    `MessageIn`, with tool calls in their OpenAI shape."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -79,6 +101,9 @@ class MessageCreate(MessageIn):
         },
     )
 
+    # The whole tool call by the JSON rule first: its free-form extra keys too.
+    tool_calls: list[Annotated[ToolCall, BeforeValidator(storable_json)]] | None = None
+
 
 class MessageRead(BaseModel):
     """A message as loaded: role and content, other keys only when set."""
@@ -87,7 +112,7 @@ class MessageRead(BaseModel):
     content: str | None
     name: str | None = None
     tool_call_id: str | None = None
-    tool_calls: list[Any] | None = Field(None, description="as saved: any JSON list")
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class MessageItemRead(MessageRead):

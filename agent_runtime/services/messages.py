@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.schemas.sessions import MessageIn
 from agent_runtime.services._common import DB, lookup_id, require_positive_int, validate
@@ -69,6 +71,9 @@ def new_message(
     if isinstance(raw, Mapping) and not isinstance(raw, dict):
         raw = dict(raw)
     message = validate(schema, raw, "messages", position if index is None else index)
+    tool_calls = message.tool_calls
+    if tool_calls and isinstance(tool_calls[0], BaseModel):  # REST's OpenAI shape
+        tool_calls = [call.model_dump(exclude_none=True) for call in tool_calls]
     values = (
         session_id,
         position,
@@ -77,7 +82,7 @@ def new_message(
         now if message.timestamp is None else message.timestamp,
         message.name,
         message.tool_call_id,
-        json_or_none(message.tool_calls),
+        json_or_none(tool_calls),
         message.token_count,
         json_or_none(message.metadata),
     )

@@ -4,14 +4,12 @@ A tool with `needs_approval=True` pauses the run; its calls become approvals of 
 session, the paused `RunState` is kept in the session's agent context metadata,
 and a decision taken through the service resumes the run: an approved call runs
 exactly once (claimed, then reported), a rejected one sends the reviewer's
-message to the model instead. Each test runs in-process and over REST (the
-`sessions` fixture: a session built with `client=` makes the helpers use the client).
+message to the model instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -21,22 +19,16 @@ from agents import Agent, Runner, function_tool
 
 from agent_runtime.integrations.openai_agents import (
     RUN_STATE_KEY,
+    AgentRuntimeSession,
     load_run_state,
     resume_run,
     run_with_approvals,
     submit_interruptions,
 )
 from agent_runtime.services import database
-from tests.integrations.conftest import Sessions, fake_model, function_call, text_message
+from tests.integrations.conftest import fake_model, function_call, text_message
 
-
-async def decide(sessions: Sessions, call_id: str, status: str, **kwargs: Any) -> None:
-    """Decide the approval as a reviewer would: through the REST API when the session
-    is remote, with the service API in-process."""
-    if sessions.client is not None:
-        await sessions.client.decide(call_id, status, **kwargs)
-    else:
-        await database.decide_approval(sessions.db, call_id, status, **kwargs)
+pytestmark = pytest.mark.usefixtures("store")
 
 
 def weather_agent(model, calls: list[str]) -> Agent:
@@ -56,16 +48,16 @@ def scripted_model():
     )
 
 
-async def test_an_approved_call_runs_once_and_the_run_finishes(sessions: Sessions):
+async def test_an_approved_call_runs_once_and_the_run_finishes():
     calls: list[str] = []
     model = scripted_model()
     agent = weather_agent(model, calls)
-    session = sessions("hitl")
-    db = sessions.db
+    session = AgentRuntimeSession("hitl")
+    db = database.get_connection()
 
     paused = await Runner.run(agent, "Weather in Paris?", session=session)
     assert [i.call_id for i in paused.interruptions] == ["call_paris"]
-    assert await submit_interruptions(paused, session) == ["call_paris"]
+    assert await submit_interruptions(paused, "hitl") == ["call_paris"]
     assert calls == []
 
     approval = await database.get_approval(db, "call_paris")
@@ -75,16 +67,16 @@ async def test_an_approved_call_runs_once_and_the_run_finishes(sessions: Session
         "get_weather",
         {"city": "Paris"},
     )
-    assert await load_run_state(session) is not None
+    assert await load_run_state("hitl") is not None
 
     # Two workers wait to resume the run; the decision wakes both, one runs it.
     workers = [
-        asyncio.create_task(resume_run(agent, sessions("hitl"), claimed_by=name))
+        asyncio.create_task(resume_run(agent, AgentRuntimeSession("hitl"), claimed_by=name))
         for name in ("worker-1", "worker-2")
     ]
     await asyncio.sleep(0.2)
     assert not any(w.done() for w in workers)
-    await decide(sessions, "call_paris", "approved", decided_by="alice")
+    await database.decide_approval(db, "call_paris", "approved", decided_by="alice")
     results = await asyncio.wait_for(asyncio.gather(*workers), 30)
 
     finished = [r for r in results if r is not None]
@@ -96,7 +88,7 @@ async def test_an_approved_call_runs_once_and_the_run_finishes(sessions: Session
     assert approval is not None
     assert approval["status"] == "executed"
     assert approval["result"] == "18C, sunny in Paris"
-    assert await load_run_state(session) is None
+    assert await load_run_state("hitl") is None
     assert await resume_run(agent, session) is None  # nothing left to resume
 
     # The whole exchange is the session's history, tool call and output included.
@@ -109,16 +101,18 @@ async def test_an_approved_call_runs_once_and_the_run_finishes(sessions: Session
     ]
 
 
-async def test_a_rejection_sends_the_reviewers_message_and_runs_nothing(sessions: Sessions):
+async def test_a_rejection_sends_the_reviewers_message_and_runs_nothing():
     calls: list[str] = []
     model = scripted_model()
     agent = weather_agent(model, calls)
-    session = sessions("rejected")
-    db = sessions.db
+    session = AgentRuntimeSession("rejected")
+    db = database.get_connection()
 
     paused = await Runner.run(agent, "Weather in Paris?", session=session)
-    await submit_interruptions(paused, session)
-    await decide(sessions, "call_paris", "rejected", decided_by="bob", message="Not allowed today.")
+    await submit_interruptions(paused, "rejected")
+    await database.decide_approval(
+        db, "call_paris", "rejected", decided_by="bob", message="Not allowed today."
+    )
     result = await resume_run(agent, session, timeout=10)
     assert result is not None
     assert result.final_output == "It is 18C and sunny in Paris."
@@ -131,11 +125,11 @@ async def test_a_rejection_sends_the_reviewers_message_and_runs_nothing(sessions
     assert approval["status"] == "rejected"
 
 
-async def test_run_with_approvals_waits_for_the_decision(sessions: Sessions):
+async def test_run_with_approvals_waits_for_the_decision():
     calls: list[str] = []
     agent = weather_agent(scripted_model(), calls)
-    session = sessions("loop")
-    db = sessions.db
+    session = AgentRuntimeSession("loop")
+    db = database.get_connection()
 
     run = asyncio.create_task(run_with_approvals(agent, "Weather in Paris?", session, timeout=30))
     for _ in range(200):  # until the approval is recorded
@@ -143,25 +137,25 @@ async def test_run_with_approvals_waits_for_the_decision(sessions: Sessions):
             break
         await asyncio.sleep(0.05)
     assert not run.done()
-    await decide(sessions, "call_paris", "approved", decided_by="alice")
+    await database.decide_approval(db, "call_paris", "approved", decided_by="alice")
     result = await asyncio.wait_for(run, 30)
     assert result is not None
     assert result.final_output == "It is 18C and sunny in Paris."
     assert calls == ["Paris"]
 
 
-async def test_an_undecided_approval_times_out(sessions: Sessions):
+async def test_an_undecided_approval_times_out():
     agent = weather_agent(scripted_model(), [])
-    session = sessions("slow")
+    session = AgentRuntimeSession("slow")
     paused = await Runner.run(agent, "Weather in Paris?", session=session)
-    await submit_interruptions(paused, session)
+    await submit_interruptions(paused, "slow")
     with pytest.raises(TimeoutError):
         await resume_run(agent, session, timeout=0.2)
-    assert await load_run_state(session) is not None  # still resumable
+    assert await load_run_state("slow") is not None  # still resumable
 
 
-async def test_the_run_state_leaves_the_rest_of_the_agent_context_alone(sessions: Sessions):
-    db = sessions.db
+async def test_the_run_state_leaves_the_rest_of_the_agent_context_alone():
+    db = database.get_connection()
     await database.save_session(db, "ctx", [], "2026-01-02T12:00:00Z")
     history = [
         {
@@ -185,17 +179,17 @@ async def test_the_run_state_leaves_the_rest_of_the_agent_context_alone(sessions
     before = await database.load_agent_context(db, "ctx")
 
     agent = weather_agent(scripted_model(), [])
-    session = sessions("ctx")
+    session = AgentRuntimeSession("ctx")
     paused = await Runner.run(agent, "Weather in Paris?", session=session)
-    await submit_interruptions(paused, session)
+    await submit_interruptions(paused, "ctx")
     during = await database.load_agent_context(db, "ctx")
     assert during is not None
     assert during["metadata"]["tenant"] == "acme"
-    assert during["metadata"][RUN_STATE_KEY] == await load_run_state(session)
+    assert during["metadata"][RUN_STATE_KEY] == await load_run_state("ctx")
     assert {k: v for k, v in during.items() if k != "metadata"} == {
         k: v for k, v in (before or {}).items() if k != "metadata"
     }
 
-    await decide(sessions, "call_paris", "approved")
+    await database.decide_approval(db, "call_paris", "approved")
     assert await resume_run(agent, session, timeout=10) is not None
     assert await database.load_agent_context(db, "ctx") == before

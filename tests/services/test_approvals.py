@@ -80,30 +80,6 @@ async def test_unknown_status_is_rejected_and_changes_nothing(legacy, status):
     assert [p["call_id"] for p in await svc.get_pending_approvals(db, "s1")] == ["call_1"]
 
 
-async def test_a_status_update_overwrites_another_decision_last_write_wins(legacy):
-    svc, db = legacy
-    await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
-
-    assert await svc.update_approval_status(db, "call_1", "approved") is True
-    assert await svc.update_approval_status(db, "call_1", "rejected") is True
-    assert await svc.update_approval_status(db, "call_1", "rejected") is True
-
-    row = await PendingApproval.get(call_id="call_1").using_db(db)
-    assert row.status == "rejected"
-
-
-async def test_a_status_update_leaves_a_claimed_call_alone(legacy):
-    svc, db = legacy
-    await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
-    assert await svc.update_approval_status(db, "call_1", "approved") is True
-    await local_svc.claim_approval(db, "call_1")
-
-    assert await svc.update_approval_status(db, "call_1", "rejected") is False
-
-    row = await PendingApproval.get(call_id="call_1").using_db(db)
-    assert row.status == "claimed"
-
-
 async def test_unknown_call_ids_return_false(legacy):
     svc, db = legacy
     assert await svc.update_approval_status(db, "nope", "approved") is False
