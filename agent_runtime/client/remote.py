@@ -117,11 +117,7 @@ class RemoteDatabaseService:
                     session_id, limit=min(page_size - len(out), 1000), after=after
                 )
                 out += [
-                    m.model_dump(
-                        mode="json",
-                        exclude={"position", "token_count", "metadata"},
-                        exclude_unset=True,
-                    )
+                    m.model_dump(mode="json", exclude={"position"}, exclude_unset=True)
                     for m in chunk.items
                 ]
                 if chunk.next_cursor is None:

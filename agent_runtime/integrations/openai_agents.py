@@ -11,9 +11,6 @@ await init_database("sqlite:///data/agent_runtime.db")
 result = await Runner.run(agent, "Hi", session=AgentRuntimeSession("conversation-1"))
 ```
 
-Or against a remote agent-runtime, over REST (no `init_database` in this process):
-``AgentRuntimeSession("conversation-1", client=AsyncAgentRuntimeClient(url))``.
-
 Encoding: each SDK item (a Responses API input item, any JSON object) is one stored
 message, in order. The item itself is kept whole in the message's `metadata` under
 `ITEM_KEY` (that is what `get_items` returns, unchanged); `role` and `content` are a
@@ -32,7 +29,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from agent_runtime.errors import ConflictError, NotFoundError, PreconditionFailedError
+from agent_runtime.errors import ConflictError, PreconditionFailedError
 from agent_runtime.services import database as store
 from agent_runtime.services.messages import stored_messages
 from agent_runtime.timeutils import utc_now
@@ -41,8 +38,6 @@ if TYPE_CHECKING:
     from agents import Agent, RunResult
     from agents.items import TResponseInputItem
     from agents.memory.session_settings import SessionSettings
-
-    from agent_runtime.client import AsyncAgentRuntimeClient
 
 __all__ = [
     "ITEM_KEY",
@@ -69,8 +64,6 @@ _TOOL_OUTPUTS = {
     "custom_tool_call_output",
     "mcp_approval_response",
 }
-# Messages read a page at a time over REST (the most the API gives).
-_PAGE_SIZE = 1000
 # The stored columns a message written here may set (see `_comparable`).
 _COLUMNS = ("role", "content", "name", "tool_call_id", "tool_calls", "token_count", "metadata")
 
@@ -126,10 +119,8 @@ class AgentRuntimeSession:
     """The SDK's `Session` protocol on agent-runtime's session store.
 
     `session_id` names the agent-runtime session (created on the first write).
-    With `client=None` it uses the service API in this process: call
-    `agent_runtime.services.database.init_database` first. With an
-    `AsyncAgentRuntimeClient` it uses a remote agent-runtime over REST, with the
-    same behaviour (the items are read back from the messages page's `metadata`).
+    With `client=None` (the only mode so far) it uses the service API in this
+    process: call `agent_runtime.services.database.init_database` first.
 
     Concurrency: `add_items` appends under the session's row lock; `pop_item` and
     `clear_session` are compare-and-set writes on the session's version, retried
@@ -143,11 +134,15 @@ class AgentRuntimeSession:
         self,
         session_id: str,
         *,
-        client: AsyncAgentRuntimeClient | None = None,
+        client: Any = None,
         session_settings: SessionSettings | None = None,
     ) -> None:
+        if client is not None:
+            raise NotImplementedError(
+                "a remote client is not supported yet: pass client=None and "
+                "call init_database() (the service API in this process)"
+            )
         self.session_id = session_id
-        self.client = client
         self.session_settings = session_settings
 
     async def _read(self) -> tuple[int | None, list[dict[str, Any]]]:
@@ -155,64 +150,17 @@ class AgentRuntimeSession:
 
         Read in this order, a write in between makes the version stale, never the
         messages: a compare-and-set on that version then fails and is retried."""
-        version: int | None
-        if self.client is not None:
-            try:
-                # The version is the ETag of the loaded session (its legacy
-                # messages carry no metadata: they are read from the pages).
-                version = (await self.client.load_session(self.session_id)).version
-            except NotFoundError:
-                return None, []
-            return version, await self._remote_messages()
         db = store.get_connection()
         version = await store.get_session_version(db, self.session_id)
         if version is None:
             return None, []
         return version, await stored_messages(db, self.session_id)
 
-    async def _remote_messages(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The session's messages over REST, oldest first (with `limit`, the latest
-        `limit`), each with its metadata; [] if the session is unknown."""
-        assert self.client is not None
-        rows: list[dict[str, Any]] = []
-        after: str | None = None
-        before: str | None = None
-        try:
-            while limit is None or len(rows) < limit:
-                if limit is None:
-                    page = await self.client.list_messages(
-                        self.session_id, limit=_PAGE_SIZE, after=after
-                    )
-                else:
-                    page = await self.client.list_messages(
-                        self.session_id,
-                        limit=min(limit - len(rows), _PAGE_SIZE),
-                        before=before,
-                        latest=before is None,
-                    )
-                chunk = [m.model_dump(exclude={"position"}, exclude_unset=True) for m in page.items]
-                if limit is None:
-                    rows += chunk
-                    if (after := page.next_cursor) is None:
-                        break
-                else:
-                    rows[:0] = chunk
-                    if (before := page.prev_cursor) is None:
-                        break
-        except NotFoundError:
-            return []
-        return rows
-
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The items, oldest first; with `limit`, the latest `limit` of them."""
-        if limit is not None and limit <= 0:
-            rows: list[dict[str, Any]] = []
-        elif self.client is not None:
-            rows = await self._remote_messages(limit)
-        else:
-            _, rows = await self._read()
-            if limit is not None:
-                rows = rows[-limit:]
+        _, rows = await self._read()
+        if limit is not None:
+            rows = rows[-limit:] if limit > 0 else []
         return [cast("TResponseInputItem", message_to_item(row)) for row in rows]
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
@@ -220,19 +168,7 @@ class AgentRuntimeSession:
         if not items:
             return
         messages = [item_to_message(cast("Mapping[str, Any]", item)) for item in items]
-        if self.client is not None:
-            await self.client.append_messages(self.session_id, messages)
-            return
         await store.append_messages(store.get_connection(), self.session_id, messages, utc_now())
-
-    async def _write(self, messages: list[dict[str, Any]], if_version: int | None) -> None:
-        """Replace the stored messages (if the session is still at `if_version`)."""
-        if self.client is not None:
-            await self.client.save_session(self.session_id, messages, if_version=if_version)
-            return
-        await store.write_messages(
-            store.get_connection(), self.session_id, messages, utc_now(), if_version=if_version
-        )
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the latest item; None if there is none."""
@@ -243,7 +179,9 @@ class AgentRuntimeSession:
                 return None
             keep = [_comparable(row) for row in rows[:-1]]
             try:
-                await self._write(keep, if_version=version)
+                await store.write_messages(
+                    store.get_connection(), self.session_id, keep, utc_now(), if_version=version
+                )
             except PreconditionFailedError:  # another writer went first: read again
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -252,14 +190,10 @@ class AgentRuntimeSession:
 
     async def clear_session(self) -> None:
         """Remove every item (the session itself, its approvals and context stay)."""
-        if self.client is not None:
-            try:
-                await self.client.session_stats(self.session_id)
-            except NotFoundError:
-                return
-        elif await store.get_session_version(store.get_connection(), self.session_id) is None:
+        db = store.get_connection()
+        if await store.get_session_version(db, self.session_id) is None:
             return
-        await self._write([], if_version=None)
+        await store.write_messages(db, self.session_id, [], utc_now())
 
 
 # ---------------------------------------------------------------------------

@@ -116,14 +116,7 @@ class MessageRead(BaseModel):
 
 
 class MessageItemRead(MessageRead):
-    """A message of a page: the loaded shape with its position, and its
-    `token_count` and `metadata` when set."""
-
     position: int = Field(description="0-based position in the session (saved order)")
-    token_count: int | None = None
-    metadata: dict[str, Any] | None = Field(
-        None, description="The metadata stored with the message (absent when none)"
-    )
 
 
 class SessionRead(BaseModel):

@@ -177,21 +177,6 @@ async def get_messages_paginated(
     return [message_dict(r) for r in rows]
 
 
-# A page item's fields beyond the legacy shape, each only when set.
-PAGE_EXTRA_FIELDS = ("token_count", "metadata")
-
-
-def page_item(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A message of a page: its position, the legacy shape, then `token_count` and
-    `metadata` when set."""
-    item = {"position": row["position"], **message_dict(row)}
-    if row["token_count"] is not None:
-        item["token_count"] = row["token_count"]
-    if row["metadata"] is not None:
-        item["metadata"] = decode_json(row["metadata"])
-    return item
-
-
 @dataclass(frozen=True)
 class MessagePage:
     """Messages with their positions, ascending; whether more exist on either side."""
@@ -232,13 +217,13 @@ async def list_messages(
     rows = await (
         query.order_by("-position" if backward else "position")
         .limit(limit + 1)
-        .values("position", *MESSAGE_FIELDS, *PAGE_EXTRA_FIELDS)
+        .values("position", *MESSAGE_FIELDS)
     )
     more = len(rows) > limit
     rows = rows[:limit]
     if backward:
         rows.reverse()
-    items = [page_item(r) for r in rows]
+    items = [{"position": r["position"], **message_dict(r)} for r in rows]
     if backward:
         return MessagePage(items, more_before=more, more_after=before is not None)
     return MessagePage(items, more_before=after is not None, more_after=more)

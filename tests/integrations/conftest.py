@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from tortoise.backends.base.client import BaseDBAsyncClient
 
-from agent_runtime.client import AsyncAgentRuntimeClient
 from agent_runtime.services import database
 from tests.fixtures.backends import Backend, truncate
-from tests.fixtures.remote import app_client
 
 pytest.importorskip("agents", reason="the openai-agents extra is not installed")
 
@@ -29,39 +25,6 @@ async def store(backend: Backend) -> AsyncIterator[Backend]:
         await truncate(database.get_connection())
         database.message_cache.clear()
         yield backend
-    finally:
-        await database.close_db()
-
-
-@dataclass(frozen=True)
-class Sessions:
-    """Makes `AgentRuntimeSession`s: in-process (`client` None), or over REST with
-    `client`; `db` is the connection to the store, for the checks a test makes on it."""
-
-    db: BaseDBAsyncClient
-    client: AsyncAgentRuntimeClient | None
-
-    def __call__(self, session_id: str, **kwargs: Any) -> Any:
-        from agent_runtime.integrations.openai_agents import AgentRuntimeSession
-
-        return AgentRuntimeSession(session_id, client=self.client, **kwargs)
-
-
-@pytest.fixture(params=["local", "remote"])
-async def sessions(request: pytest.FixtureRequest, backend: Backend) -> AsyncIterator[Sessions]:
-    """A session factory on an emptied, migrated database: in-process (as `store`), or
-    remote over `httpx.ASGITransport` to the app on the same backend (the app's
-    lifespan connects Tortoise). A test taking `sessions` does not take `store`."""
-    if request.param == "remote":
-        async with app_client(backend) as (client, connection, _):
-            database.message_cache.clear()
-            yield Sessions(connection, client)
-        return
-    await database.init_database(backend.url)
-    try:
-        await truncate(database.get_connection())
-        database.message_cache.clear()
-        yield Sessions(database.get_connection(), None)
     finally:
         await database.close_db()
 
