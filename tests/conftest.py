@@ -16,9 +16,4 @@ Schemas come from running the real `aerich upgrade`, never generate_schemas.
 
 from __future__ import annotations
 
-pytest_plugins = [
-    "tests.fixtures.backends",
-    "tests.fixtures.apps",
-    "tests.fixtures.servers",
-    "tests.fixtures.remote",
-]
+pytest_plugins = ["tests.fixtures.backends", "tests.fixtures.apps", "tests.fixtures.servers"]

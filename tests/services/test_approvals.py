@@ -9,12 +9,11 @@ import pytest
 from tortoise import Tortoise
 
 from agent_runtime.errors import InvalidInputError
-from agent_runtime.services import database as local_svc
+from agent_runtime.services import database as svc
 from models import PendingApproval
 
 
-async def test_pending_approvals_are_listed_oldest_first(legacy):
-    svc, db = legacy
+async def test_pending_approvals_are_listed_oldest_first(db):
     await svc.save_pending_approval(
         db, "s1", "call_1", "delete_file", {"path": "/tmp/a"}, "destructive"
     )
@@ -31,8 +30,7 @@ async def test_pending_approvals_are_listed_oldest_first(legacy):
     assert pending[0]["created_at"].utcoffset() == timedelta(0)
 
 
-async def test_saving_the_same_call_twice_is_a_no_op(legacy):
-    svc, db = legacy
+async def test_saving_the_same_call_twice_is_a_no_op(db):
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {"path": "/a"})
     await svc.save_pending_approval(db, "s1", "call_1", "other_tool", {"path": "/b"})
 
@@ -42,9 +40,7 @@ async def test_saving_the_same_call_twice_is_a_no_op(legacy):
 
 
 async def test_concurrent_saves_of_one_call_store_one_row(db, backend):
-    # Local only: races transactions on separate Tortoise connections, as two workers
-    # would (over REST each request is its own transaction already).
-    svc = local_svc
+    # Separate connections racing, as two workers would.
     connection = Tortoise.get_connection(backend.database.dialect)
 
     async def save():
@@ -58,8 +54,7 @@ async def test_concurrent_saves_of_one_call_store_one_row(db, backend):
 
 
 @pytest.mark.parametrize("status", ["approved", "rejected", "cancelled"])
-async def test_decided_approvals_leave_the_pending_list(legacy, status):
-    svc, db = legacy
+async def test_decided_approvals_leave_the_pending_list(db, status):
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
 
     assert await svc.update_approval_status(db, "call_1", status) is True
@@ -70,8 +65,7 @@ async def test_decided_approvals_leave_the_pending_list(legacy, status):
 
 
 @pytest.mark.parametrize("status", ["done", "APPROVED", "", None, "pending"])
-async def test_unknown_status_is_rejected_and_changes_nothing(legacy, status):
-    svc, db = legacy
+async def test_unknown_status_is_rejected_and_changes_nothing(db, status):
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
 
     with pytest.raises(InvalidInputError, match="status must be one of"):
@@ -80,14 +74,12 @@ async def test_unknown_status_is_rejected_and_changes_nothing(legacy, status):
     assert [p["call_id"] for p in await svc.get_pending_approvals(db, "s1")] == ["call_1"]
 
 
-async def test_unknown_call_ids_return_false(legacy):
-    svc, db = legacy
+async def test_unknown_call_ids_return_false(db):
     assert await svc.update_approval_status(db, "nope", "approved") is False
     assert await svc.delete_pending_approval(db, "nope") is False
 
 
-async def test_delete_pending_approval(legacy):
-    svc, db = legacy
+async def test_delete_pending_approval(db):
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
 
     assert await svc.delete_pending_approval(db, "call_1") is True
@@ -104,8 +96,7 @@ async def test_delete_pending_approval(legacy):
         ("s1", "c" * 256, "tool", {}),
     ],
 )
-async def test_invalid_approvals_are_rejected(legacy, args):
-    svc, db = legacy
+async def test_invalid_approvals_are_rejected(db, args):
     with pytest.raises(InvalidInputError):
         await svc.save_pending_approval(db, *args)
     assert await PendingApproval.all().using_db(db).count() == 0

@@ -1,1 +1,0 @@
-"""Integrations with agent frameworks (each behind its optional extra)."""
