@@ -116,10 +116,15 @@ class TooManyRequestsError(AgentRuntimeError):
 
 
 class UnavailableError(AgentRuntimeError):
-    """The database cannot be reached (or is not ready); retry later."""
+    """The database cannot be reached (or is not ready); retry later (after
+    `retry_after` seconds when the service said so, as the client reports it)."""
 
     status_code = 503
     code = "unavailable"
+
+    def __init__(self, *args: Any, retry_after: float | None = None) -> None:
+        super().__init__(*args)
+        self.retry_after = retry_after
 
 
 class LegacyImportError(AgentRuntimeError):

@@ -16,4 +16,9 @@ Schemas come from running the real `aerich upgrade`, never generate_schemas.
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.backends", "tests.fixtures.apps", "tests.fixtures.servers"]
+pytest_plugins = [
+    "tests.fixtures.backends",
+    "tests.fixtures.apps",
+    "tests.fixtures.servers",
+    "tests.fixtures.remote",
+]

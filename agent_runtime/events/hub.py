@@ -82,11 +82,16 @@ class EventHub:
         poll_seconds: float,
         listen_on: DatabaseURL | None = None,
         stream_buffer: int = 1000,
+        serving: bool = True,
     ) -> None:
         self.connection_name = connection_name
         self.poll_seconds = poll_seconds
         self.listen_on = listen_on
         self.stream_buffer = stream_buffer
+        # A server's hub ends its waits when uvicorn begins shutting down; the
+        # service API's own hub (no server) must not: that flag is process-wide
+        # and stays set after any in-process server has stopped.
+        self.serving = serving
         self.listening = False  # set by the listener while notifications arrive
         self.last_id: int | None = None  # None: not read from the log yet
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -160,7 +165,8 @@ class EventHub:
                 raise
             logger.warning("event log unreadable at start-up (%r); will retry", exc)
         self._tasks.append(asyncio.create_task(self._read_forever(), name="event-hub"))
-        self._tasks.append(asyncio.create_task(self._watch_shutdown(), name="event-hub-exit"))
+        if self.serving:
+            self._tasks.append(asyncio.create_task(self._watch_shutdown(), name="event-hub-exit"))
         if self.listen_on is not None:
             from agent_runtime.events.listener import listen_forever
 
@@ -268,11 +274,17 @@ async def running_hub(
     poll_seconds: float,
     listen_on: DatabaseURL | None,
     stream_buffer: int = 1000,
+    serving: bool = True,
 ) -> AsyncIterator[EventHub]:
-    """Run this process's hub for `db` (Tortoise initialised) while in the block."""
+    """Run this process's hub for `db` (Tortoise initialised) while in the block;
+    `serving=False` for a hub that no server's shutdown concerns."""
     global _current
     hub = EventHub(
-        db.dialect, poll_seconds=poll_seconds, listen_on=listen_on, stream_buffer=stream_buffer
+        db.dialect,
+        poll_seconds=poll_seconds,
+        listen_on=listen_on,
+        stream_buffer=stream_buffer,
+        serving=serving,
     )
     await hub.start()
     previous, _current = _current, hub

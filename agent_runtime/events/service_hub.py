@@ -3,6 +3,7 @@ started by the first `wait_for_decision`, stopped by `close_db`."""
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 
 from agent_runtime.config import get_settings
@@ -12,13 +13,26 @@ from agent_runtime.events.hub import EventHub, current_hub, running_hub
 __all__ = ["service_api_hub", "stop_service_api_hub"]
 
 _stack: AsyncExitStack | None = None
+_starting: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+
+def _start_lock() -> asyncio.Lock:
+    # Concurrent first waits must start one hub: a second would stop the first
+    # (the one on "another loop") under the feet of its waiters.
+    global _starting
+    loop = asyncio.get_running_loop()
+    if _starting is None or _starting[0] is not loop:
+        _starting = (loop, asyncio.Lock())
+    return _starting[1]
 
 
 async def service_api_hub() -> EventHub:
+    async with _start_lock():
+        return current_hub() or await _start()
+
+
+async def _start() -> EventHub:
     global _stack
-    hub = current_hub()
-    if hub is not None:
-        return hub
     from agent_runtime.services.database import current_database
 
     db = current_database()
@@ -31,6 +45,7 @@ async def service_api_hub() -> EventHub:
             poll_seconds=settings.event_poll_seconds,
             listen_on=direct_database_url(settings, db),
             stream_buffer=settings.sse_buffer_events,
+            serving=False,
         )
     )
 

@@ -27,6 +27,8 @@ __all__ = [
     "ApprovalPageRead",
     "ApprovalRead",
     "ApprovalResultCreate",
+    "ApprovalStatusRead",
+    "ApprovalStatusUpdate",
 ]
 
 
@@ -107,6 +109,21 @@ class ApprovalDecisionCreate(BaseModel):
     arguments: JSONObject | None = Field(
         None, description="when approving: the arguments to run (the recorded ones are kept)"
     )
+
+
+class ApprovalStatusUpdate(BaseModel):
+    """The legacy `update_approval_status`: set the decision, last write wins."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": "rejected"}]},
+    )
+
+    status: Decision
+
+
+class ApprovalStatusRead(BaseModel):
+    updated: bool = Field(description="false when the call is unknown, or already claimed or run")
 
 
 class ApprovalClaimCreate(BaseModel):

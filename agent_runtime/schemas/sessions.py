@@ -1,20 +1,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent_runtime.schemas.types import (
     Count,
     JSONObject,
     Name,
     RequestTitle,
-    RequiredName,
     StorableJSON,
     StorableText,
     UTCDateTime,
-    storable_json,
 )
 from models import MessageRole
 from models.limits import TITLE_MAX
@@ -30,28 +28,7 @@ __all__ = [
     "SessionStatsRead",
     "SessionSummaryRead",
     "SessionUpdate",
-    "ToolCall",
-    "ToolCallFunction",
 ]
-
-
-class ToolCallFunction(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, StorableJSON]
-
-    name: RequiredName = Field(examples=["get_weather"])
-    arguments: StorableText = Field(examples=['{"city": "Paris"}'])
-
-
-class ToolCall(BaseModel):
-    """A tool call in the OpenAI chat format."""
-
-    model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, StorableJSON]
-
-    id: RequiredName = Field(examples=["call_1"])
-    type: Literal["function"] = "function"
-    function: ToolCallFunction
 
 
 class MessageIn(BaseModel):
@@ -73,8 +50,9 @@ class MessageIn(BaseModel):
 
 
 class MessageCreate(MessageIn):
-    """A chat message as the agent loop sends it over REST (OpenAI chat format):
-    `MessageIn`, with tool calls in their OpenAI shape."""
+    """A chat message as the agent loop sends it over REST: `MessageIn`, the rule the
+    service API applies (`tool_calls` any storable JSON list, as the legacy service
+    stored them; the OpenAI shape is the usual one, not a requirement)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -101,9 +79,6 @@ class MessageCreate(MessageIn):
         },
     )
 
-    # The whole tool call by the JSON rule first: its free-form extra keys too.
-    tool_calls: list[Annotated[ToolCall, BeforeValidator(storable_json)]] | None = None
-
 
 class MessageRead(BaseModel):
     """A message as loaded: role and content, other keys only when set."""
@@ -112,11 +87,18 @@ class MessageRead(BaseModel):
     content: str | None
     name: str | None = None
     tool_call_id: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[Any] | None = Field(None, description="as saved: any JSON list")
 
 
 class MessageItemRead(MessageRead):
+    """A message of a page: the loaded shape with its position, and its
+    `token_count` and `metadata` when set."""
+
     position: int = Field(description="0-based position in the session (saved order)")
+    token_count: int | None = None
+    metadata: dict[str, Any] | None = Field(
+        None, description="The metadata stored with the message (absent when none)"
+    )
 
 
 class SessionRead(BaseModel):

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.schemas.sessions import MessageIn
 from agent_runtime.services._common import DB, lookup_id, require_positive_int, validate
@@ -71,9 +69,6 @@ def new_message(
     if isinstance(raw, Mapping) and not isinstance(raw, dict):
         raw = dict(raw)
     message = validate(schema, raw, "messages", position if index is None else index)
-    tool_calls = message.tool_calls
-    if tool_calls and isinstance(tool_calls[0], BaseModel):  # REST's OpenAI shape
-        tool_calls = [call.model_dump(exclude_none=True) for call in tool_calls]
     values = (
         session_id,
         position,
@@ -82,7 +77,7 @@ def new_message(
         now if message.timestamp is None else message.timestamp,
         message.name,
         message.tool_call_id,
-        json_or_none(tool_calls),
+        json_or_none(message.tool_calls),
         message.token_count,
         json_or_none(message.metadata),
     )
@@ -177,6 +172,21 @@ async def get_messages_paginated(
     return [message_dict(r) for r in rows]
 
 
+# A page item's fields beyond the legacy shape, each only when set.
+PAGE_EXTRA_FIELDS = ("token_count", "metadata")
+
+
+def page_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A message of a page: its position, the legacy shape, then `token_count` and
+    `metadata` when set."""
+    item = {"position": row["position"], **message_dict(row)}
+    if row["token_count"] is not None:
+        item["token_count"] = row["token_count"]
+    if row["metadata"] is not None:
+        item["metadata"] = decode_json(row["metadata"])
+    return item
+
+
 @dataclass(frozen=True)
 class MessagePage:
     """Messages with their positions, ascending; whether more exist on either side."""
@@ -217,13 +227,13 @@ async def list_messages(
     rows = await (
         query.order_by("-position" if backward else "position")
         .limit(limit + 1)
-        .values("position", *MESSAGE_FIELDS)
+        .values("position", *MESSAGE_FIELDS, *PAGE_EXTRA_FIELDS)
     )
     more = len(rows) > limit
     rows = rows[:limit]
     if backward:
         rows.reverse()
-    items = [{"position": r["position"], **message_dict(r)} for r in rows]
+    items = [page_item(r) for r in rows]
     if backward:
         return MessagePage(items, more_before=more, more_after=before is not None)
     return MessagePage(items, more_before=after is not None, more_after=more)

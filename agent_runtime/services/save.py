@@ -198,7 +198,7 @@ async def write_messages(
 ) -> int:
     """`save_session` (or with `append`, `append_messages`) returning the session's
     new version, its ETag; the messages written are validated with `schema` (the
-    REST API passes its stricter `MessageCreate`)."""
+    REST API passes `MessageCreate`, the same rule with its OpenAPI examples)."""
     if append:
         return await _append(db, session_id, messages, last_activity, if_version, schema)
     return await _save(db, session_id, messages, last_activity, if_version, schema)

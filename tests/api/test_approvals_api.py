@@ -147,3 +147,43 @@ async def test_invalid_approvals_are_422(client, change):
 
     assert response.status_code == 422
     assert (await client.get("/approvals")).json()["items"] == []
+
+
+async def test_status_update_is_the_legacy_last_write_wins(client):
+    await create(client)
+
+    first = await client.put("/approvals/call_1/status", json={"status": "approved"})
+    second = await client.put("/approvals/call_1/status", json={"status": "rejected"})
+
+    assert (first.status_code, first.json()) == (200, {"updated": True})
+    assert (second.status_code, second.json()) == (200, {"updated": True})
+    body = (await client.get("/approvals/call_1")).json()
+    assert body["status"] == "rejected"
+    assert body["decided_at"] is not None
+
+
+async def test_status_update_of_an_unknown_or_claimed_call_is_not_updated(client):
+    unknown = await client.put("/approvals/nope/status", json={"status": "approved"})
+    assert (unknown.status_code, unknown.json()) == (200, {"updated": False})
+
+    await create(client)
+    await client.post("/approvals/call_1/decision", json={"status": "approved"})
+    assert (await client.post("/approvals/call_1/claim", json={})).status_code == 200
+
+    claimed = await client.put("/approvals/call_1/status", json={"status": "cancelled"})
+
+    assert (claimed.status_code, claimed.json()) == (200, {"updated": False})
+    assert (await client.get("/approvals/call_1")).json()["status"] == "claimed"
+
+
+@pytest.mark.parametrize(
+    "body", [{"status": "pending"}, {"status": "executed"}, {}, {"status": "approved", "x": 1}]
+)
+async def test_status_update_takes_only_a_decision(client, body):
+    await create(client)
+
+    response = await client.put("/approvals/call_1/status", json=body)
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_input"
+    assert (await client.get("/approvals/call_1")).json()["status"] == "pending"

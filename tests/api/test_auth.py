@@ -109,6 +109,7 @@ async def test_the_route_list_covers_the_api(app):
         "/sessions/x",
         "/approvals",
         "/approvals/x/decision",
+        "/approvals/x/status",
         "/approvals/x/claim",
         "/approvals/x/wait",
         "/events",

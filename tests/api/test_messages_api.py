@@ -125,3 +125,39 @@ async def test_appending_invalid_messages_is_422(client, long_session):
 
     assert response.status_code == 422
     assert len((await client.get("/sessions/s1")).json()["messages"]) == 25
+
+
+async def test_page_items_carry_token_count_and_metadata_when_set(client):
+    await client.post(
+        "/sessions/s1",
+        json=[
+            {"role": "user", "content": "plain"},
+            {
+                "role": "assistant",
+                "content": "hi",
+                "token_count": 3,
+                "metadata": {"item": {"type": "message", "nested": [1, None, {"ü": "🌍"}]}},
+            },
+        ],
+    )
+
+    page = (await client.get("/sessions/s1/messages")).json()
+    latest = (await client.get("/sessions/s1/messages", params={"latest": True, "limit": 1})).json()
+
+    assert page["items"] == [
+        {"role": "user", "content": "plain", "position": 0},
+        {
+            "role": "assistant",
+            "content": "hi",
+            "position": 1,
+            "token_count": 3,
+            "metadata": {"item": {"type": "message", "nested": [1, None, {"ü": "🌍"}]}},
+        },
+    ]
+    assert latest["items"] == page["items"][1:]
+    # The legacy document keeps its shape: no token_count, no metadata.
+    loaded = (await client.get("/sessions/s1")).json()
+    assert loaded["messages"] == [
+        {"role": "user", "content": "plain"},
+        {"role": "assistant", "content": "hi"},
+    ]

@@ -70,3 +70,15 @@ async def test_save_and_append_answer_the_status_document(client):
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
         assert response.json() == StatusRead(status="saved").model_dump()
+
+
+async def test_message_page_items_are_the_loaded_shape_plus_position_and_metadata(client):
+    stored = [*MESSAGES, {"role": "user", "content": "m", "metadata": {"k": [1, {"x": None}]}}]
+    await client.post("/sessions/s1", json=stored)
+
+    loaded = (await client.get("/sessions/s1")).json()["messages"]
+    items = (await client.get("/sessions/s1/messages")).json()["items"]
+
+    assert [item.pop("position") for item in items] == list(range(len(stored)))
+    assert items[-1].pop("metadata") == {"k": [1, {"x": None}]}
+    assert items == loaded  # otherwise the legacy shape, key for key

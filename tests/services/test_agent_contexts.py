@@ -49,7 +49,8 @@ async def save_context(db, session_id="s1", history=HISTORY, **overrides):
     await svc.save_agent_context(db, session_id, *args.values())
 
 
-async def test_saved_context_loads_back_with_history_in_saved_order(db):
+async def test_saved_context_loads_back_with_history_in_saved_order(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], T0)
     await save_context(db)
 
@@ -70,7 +71,8 @@ async def test_saved_context_loads_back_with_history_in_saved_order(db):
     }
 
 
-async def test_saving_again_replaces_the_history(db):
+async def test_saving_again_replaces_the_history(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], T0)
     await save_context(db)
     await save_context(
@@ -86,14 +88,16 @@ async def test_saving_again_replaces_the_history(db):
     assert await svc.list_all_contexts(db) == ["s1"]
 
 
-async def test_context_for_a_missing_session_is_not_saved(db, caplog):
+async def test_context_for_a_missing_session_is_not_saved(legacy, caplog):
+    svc, db = legacy
     await save_context(db, session_id="ghost")
 
     assert await svc.load_agent_context(db, "ghost") is None
     assert "ghost" in caplog.text
 
 
-async def test_context_of_a_soft_deleted_session_is_hidden(db):
+async def test_context_of_a_soft_deleted_session_is_hidden(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], T0)
     await svc.save_session(db, "s2", [], T0)
     await save_context(db, "s1")
@@ -105,7 +109,8 @@ async def test_context_of_a_soft_deleted_session_is_hidden(db):
     assert await svc.list_all_contexts(db) == ["s2"]
 
 
-async def test_switch_history_is_newest_first_and_limited(db):
+async def test_switch_history_is_newest_first_and_limited(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], T0)
     await save_context(db)
 
@@ -125,7 +130,8 @@ async def test_switch_history_is_newest_first_and_limited(db):
     assert limited == history[:2]
 
 
-async def test_switches_sharing_a_timestamp_keep_reverse_saved_order(db):
+async def test_switches_sharing_a_timestamp_keep_reverse_saved_order(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], T0)
     same_time = [{"from": f"a{i}", "to": f"a{i + 1}", "timestamp": T0} for i in range(5)]
     await save_context(db, history=same_time)
@@ -135,7 +141,8 @@ async def test_switches_sharing_a_timestamp_keep_reverse_saved_order(db):
     assert [h["to_agent"] for h in history] == ["a5", "a4", "a3", "a2", "a1"]
 
 
-async def test_delete_agent_context(db):
+async def test_delete_agent_context(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], T0)
     await save_context(db)
 
@@ -157,7 +164,8 @@ async def test_delete_agent_context(db):
         {"switch_count": -1},
     ],
 )
-async def test_invalid_context_is_rejected_and_changes_nothing(db, overrides):
+async def test_invalid_context_is_rejected_and_changes_nothing(legacy, overrides):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], T0)
     await save_context(db)
     before = await svc.load_agent_context(db, "s1")
@@ -168,7 +176,8 @@ async def test_invalid_context_is_rejected_and_changes_nothing(db, overrides):
     assert await svc.load_agent_context(db, "s1") == before
 
 
-async def test_naive_and_offset_context_datetimes_are_utc(db):
+async def test_naive_and_offset_context_datetimes_are_utc(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], T0)
     await save_context(
         db,

@@ -9,11 +9,12 @@ import pytest
 from tortoise import Tortoise
 
 from agent_runtime.errors import InvalidInputError
-from agent_runtime.services import database as svc
+from agent_runtime.services import database as local_svc
 from models import PendingApproval
 
 
-async def test_pending_approvals_are_listed_oldest_first(db):
+async def test_pending_approvals_are_listed_oldest_first(legacy):
+    svc, db = legacy
     await svc.save_pending_approval(
         db, "s1", "call_1", "delete_file", {"path": "/tmp/a"}, "destructive"
     )
@@ -30,7 +31,8 @@ async def test_pending_approvals_are_listed_oldest_first(db):
     assert pending[0]["created_at"].utcoffset() == timedelta(0)
 
 
-async def test_saving_the_same_call_twice_is_a_no_op(db):
+async def test_saving_the_same_call_twice_is_a_no_op(legacy):
+    svc, db = legacy
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {"path": "/a"})
     await svc.save_pending_approval(db, "s1", "call_1", "other_tool", {"path": "/b"})
 
@@ -40,7 +42,9 @@ async def test_saving_the_same_call_twice_is_a_no_op(db):
 
 
 async def test_concurrent_saves_of_one_call_store_one_row(db, backend):
-    # Separate connections racing, as two workers would.
+    # Local only: races transactions on separate Tortoise connections, as two workers
+    # would (over REST each request is its own transaction already).
+    svc = local_svc
     connection = Tortoise.get_connection(backend.database.dialect)
 
     async def save():
@@ -54,7 +58,8 @@ async def test_concurrent_saves_of_one_call_store_one_row(db, backend):
 
 
 @pytest.mark.parametrize("status", ["approved", "rejected", "cancelled"])
-async def test_decided_approvals_leave_the_pending_list(db, status):
+async def test_decided_approvals_leave_the_pending_list(legacy, status):
+    svc, db = legacy
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
 
     assert await svc.update_approval_status(db, "call_1", status) is True
@@ -65,7 +70,8 @@ async def test_decided_approvals_leave_the_pending_list(db, status):
 
 
 @pytest.mark.parametrize("status", ["done", "APPROVED", "", None, "pending"])
-async def test_unknown_status_is_rejected_and_changes_nothing(db, status):
+async def test_unknown_status_is_rejected_and_changes_nothing(legacy, status):
+    svc, db = legacy
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
 
     with pytest.raises(InvalidInputError, match="status must be one of"):
@@ -74,12 +80,38 @@ async def test_unknown_status_is_rejected_and_changes_nothing(db, status):
     assert [p["call_id"] for p in await svc.get_pending_approvals(db, "s1")] == ["call_1"]
 
 
-async def test_unknown_call_ids_return_false(db):
+async def test_a_status_update_overwrites_another_decision_last_write_wins(legacy):
+    svc, db = legacy
+    await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
+
+    assert await svc.update_approval_status(db, "call_1", "approved") is True
+    assert await svc.update_approval_status(db, "call_1", "rejected") is True
+    assert await svc.update_approval_status(db, "call_1", "rejected") is True
+
+    row = await PendingApproval.get(call_id="call_1").using_db(db)
+    assert row.status == "rejected"
+
+
+async def test_a_status_update_leaves_a_claimed_call_alone(legacy):
+    svc, db = legacy
+    await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
+    assert await svc.update_approval_status(db, "call_1", "approved") is True
+    await local_svc.claim_approval(db, "call_1")
+
+    assert await svc.update_approval_status(db, "call_1", "rejected") is False
+
+    row = await PendingApproval.get(call_id="call_1").using_db(db)
+    assert row.status == "claimed"
+
+
+async def test_unknown_call_ids_return_false(legacy):
+    svc, db = legacy
     assert await svc.update_approval_status(db, "nope", "approved") is False
     assert await svc.delete_pending_approval(db, "nope") is False
 
 
-async def test_delete_pending_approval(db):
+async def test_delete_pending_approval(legacy):
+    svc, db = legacy
     await svc.save_pending_approval(db, "s1", "call_1", "delete_file", {})
 
     assert await svc.delete_pending_approval(db, "call_1") is True
@@ -96,7 +128,8 @@ async def test_delete_pending_approval(db):
         ("s1", "c" * 256, "tool", {}),
     ],
 )
-async def test_invalid_approvals_are_rejected(db, args):
+async def test_invalid_approvals_are_rejected(legacy, args):
+    svc, db = legacy
     with pytest.raises(InvalidInputError):
         await svc.save_pending_approval(db, *args)
     assert await PendingApproval.all().using_db(db).count() == 0

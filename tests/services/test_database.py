@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from datetime import UTC, datetime
 
 import pytest
 
+from agent_runtime.client import RemoteDatabaseService
 from agent_runtime.services import database
 from agent_runtime.services.database import DatabaseService
 
@@ -66,14 +68,23 @@ def test_every_legacy_method_exists_with_the_same_arguments(name):
     assert _positional_params(function) == LEGACY_API[name]
 
 
-async def test_class_methods_work_like_the_legacy_service(db):
-    service = DatabaseService()
+async def test_class_methods_work_like_the_legacy_service(legacy):
+    service, db = legacy
 
     await service.save_session(db, "s1", [{"role": "user", "content": "hi"}], datetime.now(UTC))
     await service.save_pending_approval(db, "s1", "call_1", "tool", {"a": 1})
 
     assert (await service.load_session(db, "s1"))["messages"] == [{"role": "user", "content": "hi"}]
     assert [a["call_id"] for a in await service.get_pending_approvals(db, "s1")] == ["call_1"]
+
+
+@pytest.mark.parametrize("name", sorted(LEGACY_API))
+def test_the_remote_service_has_every_legacy_method_with_the_same_arguments(name):
+    method = getattr(RemoteDatabaseService, name)
+
+    assert inspect.iscoroutinefunction(method)
+    assert list(inspect.signature(method).parameters)[:2] == ["self", "db"]
+    assert _positional_params(functools.partial(method, None)) == LEGACY_API[name]
 
 
 async def test_init_database_init_db_and_close_db_lifecycle(databases, backend):

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 
 from agent_runtime.errors import InvalidInputError
-from agent_runtime.services import database as svc
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
 BAD_TEXT = ["a\x00b", "\ud800", "x\udfff"]
@@ -28,7 +27,8 @@ BAD_TEXT = ["a\x00b", "\ud800", "x\udfff"]
         },
     ],
 )
-async def test_unstorable_text_in_messages_is_rejected(db, bad, message):
+async def test_unstorable_text_in_messages_is_rejected(legacy, bad, message):
+    svc, db = legacy
     await svc.save_session(db, "s1", [{"role": "user", "content": "kept"}], NOW)
 
     with pytest.raises(InvalidInputError, match="NUL character or an unpaired surrogate"):
@@ -38,7 +38,8 @@ async def test_unstorable_text_in_messages_is_rejected(db, bad, message):
 
 
 @pytest.mark.parametrize("bad", BAD_TEXT)
-async def test_unstorable_ids_are_rejected_on_reads_and_writes(db, bad):
+async def test_unstorable_ids_are_rejected_on_reads_and_writes(legacy, bad):
+    svc, db = legacy
     with pytest.raises(InvalidInputError):
         await svc.load_session(db, bad)
     with pytest.raises(InvalidInputError):
@@ -53,13 +54,15 @@ async def test_unstorable_ids_are_rejected_on_reads_and_writes(db, bad):
     "arguments",
     [{"x": float("nan")}, {"x": float("inf")}, {"x": object()}, {1: "int key"}],
 )
-async def test_non_json_arguments_are_rejected(db, arguments):
+async def test_non_json_arguments_are_rejected(legacy, arguments):
+    svc, db = legacy
     with pytest.raises(InvalidInputError):
         await svc.save_pending_approval(db, "s1", "c1", "tool", arguments)
     assert await svc.get_pending_approvals(db, "s1") == []
 
 
-async def test_json_nested_too_deep_is_rejected_and_normal_nesting_kept(db):
+async def test_json_nested_too_deep_is_rejected_and_normal_nesting_kept(legacy):
+    svc, db = legacy
     deep: dict = {}
     node = deep
     for _ in range(100):
@@ -74,7 +77,8 @@ async def test_json_nested_too_deep_is_rejected_and_normal_nesting_kept(db):
     assert (await svc.get_pending_approvals(db, "s1"))[0]["arguments"] == ok
 
 
-async def test_sql_looking_text_is_stored_and_returned_literally(db):
+async def test_sql_looking_text_is_stored_and_returned_literally(legacy):
+    svc, db = legacy
     sneaky = "'; DROP TABLE sessions; --"
     await svc.save_session(db, sneaky, [{"role": "user", "content": sneaky}], NOW)
 

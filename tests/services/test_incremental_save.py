@@ -5,6 +5,9 @@ The reference model is the legacy semantics: after a save, loading the session
 returns the saved list (in the loaded shape). Sequences of saves mix appends,
 truncations, edits anywhere, whole replacements, dicts carrying extra keys or
 explicit None values, and cold caches (another process wrote, or a restart).
+
+Local only (not run through RemoteDatabaseService): it checks how the service
+writes (which rows, the in-process message cache), and uses the newer API.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 The legacy store ordered by timestamp and, on PostgreSQL, returned rows that
 share a timestamp in varying order after updates and deletes; order here is an
 explicit position.
+
+Local only (not run through RemoteDatabaseService): the churn races transactions
+on separate Tortoise connections.
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ def assert_aware_utc(value: datetime) -> None:
     assert value.tzinfo is not None and value.utcoffset() == timedelta(0)
 
 
-async def test_saved_session_loads_back_in_the_legacy_shape(db):
+async def test_saved_session_loads_back_in_the_legacy_shape(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", CONVERSATION, T0)
 
     loaded = await svc.load_session(db, "s1")
@@ -54,7 +55,19 @@ async def test_saved_session_loads_back_in_the_legacy_shape(db):
     assert_aware_utc(loaded["last_activity"])
 
 
-async def test_messages_come_back_in_saved_order_even_with_identical_timestamps(db):
+async def test_tool_calls_are_any_json_list_locally_and_remotely(legacy):
+    svc, db = legacy
+    messages = [
+        {"role": "assistant", "content": None, "tool_calls": [{"anything": 1}, "text", [2]]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "function": {}}]},
+    ]
+    await svc.save_session(db, "s1", messages, T0)
+
+    assert (await svc.load_session(db, "s1"))["messages"] == messages
+
+
+async def test_messages_come_back_in_saved_order_even_with_identical_timestamps(legacy):
+    svc, db = legacy
     messages = [{"role": "user", "content": f"m{i}", "timestamp": T0} for i in range(60)]
     messages.reverse()  # order that no timestamp or id could reproduce by accident
     await svc.save_session(db, "s1", messages, T0)
@@ -64,7 +77,8 @@ async def test_messages_come_back_in_saved_order_even_with_identical_timestamps(
     assert [m["content"] for m in loaded["messages"]] == [m["content"] for m in messages]
 
 
-async def test_save_replaces_the_message_list(db):
+async def test_save_replaces_the_message_list(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", CONVERSATION, T0)
     await svc.save_session(db, "s1", CONVERSATION[:2], T0 + timedelta(minutes=1))
 
@@ -74,7 +88,8 @@ async def test_save_replaces_the_message_list(db):
     assert loaded["last_activity"] == T0 + timedelta(minutes=1)
 
 
-async def test_title_is_set_from_the_first_user_message_and_kept(db):
+async def test_title_is_set_from_the_first_user_message_and_kept(legacy):
+    svc, db = legacy
     long_question = "why " * 300
     await svc.save_session(db, "s1", [{"role": "user", "content": long_question}], T0)
     await svc.save_session(db, "s1", [{"role": "user", "content": "another"}], T0)
@@ -83,7 +98,8 @@ async def test_title_is_set_from_the_first_user_message_and_kept(db):
     assert session.title == long_question[:500]
 
 
-async def test_invalid_message_is_rejected_and_changes_nothing(db):
+async def test_invalid_message_is_rejected_and_changes_nothing(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", CONVERSATION, T0)
     bad = [*CONVERSATION, {"role": "robot", "content": "beep"}]
 
@@ -106,12 +122,14 @@ async def test_invalid_message_is_rejected_and_changes_nothing(db):
         [{"role": "user", "content": "x", "timestamp": "yesterday"}],
     ],
 )
-async def test_malformed_messages_raise_invalid_input(db, bad):
+async def test_malformed_messages_raise_invalid_input(legacy, bad):
+    svc, db = legacy
     with pytest.raises(InvalidInputError):
         await svc.save_session(db, "s1", bad, T0)
     assert await svc.load_session(db, "s1") is None
 
 
+# Local only: checks the transaction inside the service (over REST: test_transactions.py).
 async def test_save_is_atomic_when_the_database_rejects_a_row(db):
     await svc.save_session(db, "s1", CONVERSATION, T0)
     too_long_name = [{"role": "tool", "content": "x", "name": "n" * 256}]
@@ -122,6 +140,7 @@ async def test_save_is_atomic_when_the_database_rejects_a_row(db):
     assert (await svc.load_session(db, "s1"))["messages"] == CONVERSATION
 
 
+# Local only: patches the service's internals to fail midway.
 async def test_save_rolls_back_everything_when_an_insert_fails_midway(db, monkeypatch):
     await svc.save_session(db, "s1", CONVERSATION, T0)
 
@@ -139,7 +158,8 @@ async def test_save_rolls_back_everything_when_an_insert_fails_midway(db, monkey
     assert loaded["last_activity"] == T0
 
 
-async def test_offset_datetimes_are_stored_as_the_same_instant(db):
+async def test_offset_datetimes_are_stored_as_the_same_instant(legacy):
+    svc, db = legacy
     in_moscow = datetime(2026, 1, 2, 15, 0, tzinfo=PLUS3)  # == T0
     await svc.save_session(db, "s1", [], in_moscow)
     await svc.save_session(db, "s2", [], T0 + timedelta(minutes=30))
@@ -151,7 +171,8 @@ async def test_offset_datetimes_are_stored_as_the_same_instant(db):
     assert await svc.list_all_sessions(db) == ["s2", "s1"]
 
 
-async def test_naive_datetimes_are_taken_as_utc(db):
+async def test_naive_datetimes_are_taken_as_utc(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], datetime(2026, 1, 2, 12, 0))
 
     loaded = await svc.load_session(db, "s1")
@@ -159,7 +180,8 @@ async def test_naive_datetimes_are_taken_as_utc(db):
     assert_aware_utc(loaded["last_activity"])
 
 
-async def test_soft_deleted_session_is_invisible_unless_asked_for(db):
+async def test_soft_deleted_session_is_invisible_unless_asked_for(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", CONVERSATION, T0)
     await svc.save_session(db, "s2", CONVERSATION, T0)
 
@@ -176,7 +198,8 @@ async def test_soft_deleted_session_is_invisible_unless_asked_for(db):
     assert_aware_utc(session.deleted_at)
 
 
-async def test_saving_a_soft_deleted_session_brings_it_back(db):
+async def test_saving_a_soft_deleted_session_brings_it_back(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", CONVERSATION, T0)
     await svc.delete_session(db, "s1")
 
@@ -185,7 +208,8 @@ async def test_saving_a_soft_deleted_session_brings_it_back(db):
     assert (await svc.load_session(db, "s1"))["messages"] == CONVERSATION[:1]
 
 
-async def test_hard_delete_removes_session_messages_context_and_approvals(db):
+async def test_hard_delete_removes_session_messages_context_and_approvals(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", CONVERSATION, T0)
     await svc.save_agent_context(
         db, "s1", "planner", [{"from": None, "to": "planner"}], {}, T0, T0, 1
@@ -201,7 +225,8 @@ async def test_hard_delete_removes_session_messages_context_and_approvals(db):
     assert await svc.get_pending_approvals(db, "s1") == []
 
 
-async def test_unknown_session_reads_return_none_or_empty(db):
+async def test_unknown_session_reads_return_none_or_empty(legacy):
+    svc, db = legacy
     assert await svc.load_session(db, "nope") is None
     assert await svc.get_session_stats(db, "nope") is None
     assert await svc.get_messages_paginated(db, "nope") == []
@@ -210,7 +235,8 @@ async def test_unknown_session_reads_return_none_or_empty(db):
     assert await svc.delete_session(db, "nope") is False
 
 
-async def test_messages_are_paginated_in_order_with_one_indexed_pages(db):
+async def test_messages_are_paginated_in_order_with_one_indexed_pages(legacy):
+    svc, db = legacy
     messages = [{"role": "user", "content": f"m{i}"} for i in range(7)]
     await svc.save_session(db, "s1", messages, T0)
 
@@ -226,12 +252,14 @@ async def test_messages_are_paginated_in_order_with_one_indexed_pages(db):
 
 
 @pytest.mark.parametrize(("page", "size"), [(0, 10), (1, 0), (-1, 5), ("1", 5)])
-async def test_invalid_pagination_is_rejected(db, page, size):
+async def test_invalid_pagination_is_rejected(legacy, page, size):
+    svc, db = legacy
     with pytest.raises(InvalidInputError):
         await svc.get_messages_paginated(db, "s1", page, size)
 
 
-async def test_session_stats_count_messages_and_tokens(db):
+async def test_session_stats_count_messages_and_tokens(legacy):
+    svc, db = legacy
     messages = [
         {"role": "user", "content": "a", "token_count": 5, "timestamp": T0 - timedelta(minutes=2)},
         {
@@ -259,7 +287,8 @@ async def test_session_stats_count_messages_and_tokens(db):
     assert empty["last_message_at"] is None
 
 
-async def test_title_and_description_updates(db):
+async def test_title_and_description_updates(legacy):
+    svc, db = legacy
     await svc.save_session(db, "s1", [], T0)
 
     assert await svc.update_session_title(db, "s1", "t" * 600) is True
@@ -270,7 +299,8 @@ async def test_title_and_description_updates(db):
     assert session.description == "about weather"
 
 
-async def test_list_all_sessions_is_most_recent_first(db):
+async def test_list_all_sessions_is_most_recent_first(legacy):
+    svc, db = legacy
     for i, sid in enumerate(["a", "b", "c"]):
         await svc.save_session(db, sid, [], T0 + timedelta(minutes=i))
     await svc.save_session(db, "a", [], T0 + timedelta(hours=1))
@@ -278,7 +308,8 @@ async def test_list_all_sessions_is_most_recent_first(db):
     assert await svc.list_all_sessions(db) == ["a", "c", "b"]
 
 
-async def test_cleanup_soft_deletes_idle_sessions_only(db):
+async def test_cleanup_soft_deletes_idle_sessions_only(legacy):
+    svc, db = legacy
     now = datetime.now(UTC)
     await svc.save_session(db, "idle", [], now - timedelta(hours=30))
     await svc.save_session(db, "recent", [], now - timedelta(hours=2))
@@ -291,7 +322,8 @@ async def test_cleanup_soft_deletes_idle_sessions_only(db):
     assert await svc.list_all_sessions(db) == ["recent"]
 
 
-async def test_hard_delete_old_sessions_removes_long_soft_deleted_ones(db):
+async def test_hard_delete_old_sessions_removes_long_soft_deleted_ones(legacy):
+    svc, db = legacy
     await svc.save_session(db, "old", CONVERSATION, T0)
     await svc.save_session(db, "fresh", CONVERSATION, T0)
     await svc.save_session(db, "live", CONVERSATION, T0)
@@ -308,7 +340,8 @@ async def test_hard_delete_old_sessions_removes_long_soft_deleted_ones(db):
 
 
 @pytest.mark.parametrize("bad", [-1, "24", None])
-async def test_retention_rejects_invalid_ages(db, bad):
+async def test_retention_rejects_invalid_ages(legacy, bad):
+    svc, db = legacy
     with pytest.raises(InvalidInputError):
         await svc.cleanup_old_sessions(db, bad)
     with pytest.raises(InvalidInputError):
@@ -316,11 +349,13 @@ async def test_retention_rejects_invalid_ages(db, bad):
 
 
 @pytest.mark.parametrize("bad", ["", None, "x" * 256, 7])
-async def test_invalid_session_ids_are_rejected_on_save(db, bad):
+async def test_invalid_session_ids_are_rejected_on_save(legacy, bad):
+    svc, db = legacy
     with pytest.raises(InvalidInputError):
         await svc.save_session(db, bad, [], T0)
 
 
+# Local only: races transactions on separate Tortoise connections.
 async def test_concurrent_saves_of_one_new_session_leave_one_complete_version(db, backend):
     connection = Tortoise.get_connection(backend.name)
     versions = [
@@ -338,6 +373,7 @@ async def test_concurrent_saves_of_one_new_session_leave_one_complete_version(db
     assert await svc.list_all_sessions(db) == ["shared"]
 
 
+# Local only: writes rows directly, as the legacy import may leave them.
 async def test_load_reads_the_session_even_when_its_first_message_is_not_at_position_0(db):
     # Not something the service writes; a hand-edited database must still load.
     await svc.save_session(db, "s1", [{"role": "user", "content": "a"}, {"role": "user"}], T0)

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import pytest
+from sse_starlette.sse import AppStatus
 
 from agent_runtime.errors import InvalidInputError, NotFoundError
 from agent_runtime.events.hub import current_hub, running_hub
@@ -175,3 +176,45 @@ async def test_the_service_api_starts_a_hub_on_the_first_wait_and_close_db_stops
 
     assert current_hub() is None
     assert hub_tasks() == []
+
+
+async def test_the_service_api_wait_ignores_a_server_shutdown_elsewhere_in_the_process(
+    backend, monkeypatch
+):
+    # sse-starlette's shutdown flag is process-wide and stays set once any uvicorn
+    # in the process began to stop: only a server's own hub may answer early on it.
+    monkeypatch.setattr(AppStatus, "should_exit", True)
+    call_id = f"call-{uuid.uuid4()}"
+    await database.init_database(backend.url)
+    try:
+        conn = database.get_connection()
+        await svc.save_pending_approval(conn, "s1", call_id, "delete_file", {})
+        waiting = asyncio.create_task(database.wait_for_decision(call_id, WAIT))
+        await asyncio.sleep(1.0)  # twice the hub's shutdown check
+        assert not waiting.done()
+
+        await svc.decide_approval(conn, call_id, "approved")
+
+        assert (await waiting)["status"] == "approved"
+    finally:
+        await database.close_db()
+
+
+async def test_concurrent_first_waits_share_one_hub_and_all_wait_for_the_decision(backend):
+    call_id = f"call-{uuid.uuid4()}"
+    await database.init_database(backend.url)
+    try:
+        conn = database.get_connection()
+        await svc.save_pending_approval(conn, "s1", call_id, "delete_file", {})
+        waiting = [
+            asyncio.create_task(database.wait_for_decision(call_id, WAIT)) for _ in range(3)
+        ]
+        await asyncio.sleep(0.5)
+        assert not any(w.done() for w in waiting)
+
+        await svc.decide_approval(conn, call_id, "approved")
+
+        assert [a["status"] for a in await asyncio.gather(*waiting)] == ["approved"] * 3
+        assert len([t for t in hub_tasks() if t.get_name() == "event-hub"]) == 1
+    finally:
+        await database.close_db()

@@ -16,6 +16,8 @@ from agent_runtime.schemas.approvals import (
     ApprovalDecisionCreate,
     ApprovalPageRead,
     ApprovalRead,
+    ApprovalStatusRead,
+    ApprovalStatusUpdate,
 )
 from agent_runtime.timeutils import parse_datetime
 from models import ApprovalStatus
@@ -134,6 +136,17 @@ async def decide_approval(
         message=decision.message,
         arguments=decision.arguments,
     )
+
+
+@router.put("/approvals/{call_id}/status", response_model=ApprovalStatusRead)
+async def update_approval_status(
+    call_id: CallId, update: ApprovalStatusUpdate, db: DBSession, db_service: DBService
+) -> dict[str, bool]:
+    """The legacy status update (`update_approval_status`): set `approved`, `rejected`
+    or `cancelled` whatever the current decision (last write wins). `updated` is
+    false when the call is unknown, or already claimed or run (a tool is not decided
+    again once it runs). New code uses the compare-and-set `POST .../decision`."""
+    return {"updated": await db_service.update_approval_status(db, call_id, update.status)}
 
 
 @router.delete("/approvals/{call_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)

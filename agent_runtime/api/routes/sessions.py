@@ -24,6 +24,7 @@ from agent_runtime.schemas.sessions import (
     SessionSummaryRead,
     SessionUpdate,
 )
+from agent_runtime.schemas.types import UTCDateTime
 from agent_runtime.services.database import DatabaseService
 from agent_runtime.timeutils import parse_datetime
 
@@ -33,6 +34,10 @@ router = APIRouter(
     responses=INVALID,
 )
 _404 = errors({404: "unknown or deleted session"})
+LastActivity = Annotated[
+    UTCDateTime | None,
+    Query(description="the session's last activity to record (naive = UTC); default: now"),
+]
 _412 = errors({412: "If-Match does not match"})
 
 
@@ -65,6 +70,7 @@ async def _write_messages(
     db: BaseDBAsyncClient,
     db_service: DatabaseService,
     if_match: str | None,
+    last_activity: datetime | None,
     *,
     append: bool,
 ) -> Response:
@@ -78,7 +84,7 @@ async def _write_messages(
             db,
             session_id,
             messages,
-            datetime.now(UTC),
+            last_activity or datetime.now(UTC),
             append=append,
             if_version=expected,
             schema=MessageCreate,
@@ -137,12 +143,15 @@ async def save_session(
     db: DBSession,
     db_service: DBService,
     if_match: IfMatch = None,
+    last_activity: LastActivity = None,
 ) -> Response:
     """Save the whole message list (creating the session if needed).
 
     With `If-Match`, the save happens only if the session is still at that version.
     """
-    return await _write_messages(request, session_id, db, db_service, if_match, append=False)
+    return await _write_messages(
+        request, session_id, db, db_service, if_match, last_activity, append=False
+    )
 
 
 @router.patch("/{session_id}", response_model=SessionSummaryRead, responses={**_404, **_412})
@@ -235,10 +244,13 @@ async def append_messages(
     db: DBSession,
     db_service: DBService,
     if_match: IfMatch = None,
+    last_activity: LastActivity = None,
 ) -> Response:
     """Append messages after the stored ones (creating the session if needed): the
     cost does not grow with the conversation, unlike re-sending the whole list."""
-    return await _write_messages(request, session_id, db, db_service, if_match, append=True)
+    return await _write_messages(
+        request, session_id, db, db_service, if_match, last_activity, append=True
+    )
 
 
 @router.get("/{session_id}/stats", response_model=SessionStatsRead, responses=_404)

@@ -1,0 +1,482 @@
+"""What both clients share: every REST operation as a `Call` (the request to send,
+whether it may be retried, how to read the answer), the error mapping, the retry
+policy and the Server-Sent Events parser. The async and sync clients only send."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from agent_runtime.errors import (
+    AgentRuntimeError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PreconditionFailedError,
+    TooManyRequestsError,
+    UnauthorizedError,
+    UnavailableError,
+)
+from agent_runtime.schemas.agent_contexts import AgentContextRead, AgentSwitchRead
+from agent_runtime.schemas.approvals import (
+    ApprovalClaimRead,
+    ApprovalEventRead,
+    ApprovalRead,
+)
+from agent_runtime.schemas.maintenance import CleanupRead
+from agent_runtime.schemas.sessions import (
+    MessageItemRead,
+    SessionRead,
+    SessionStatsRead,
+    SessionSummaryRead,
+)
+
+__all__ = [
+    "Call",
+    "LoadedSession",
+    "Page",
+    "RetryPolicy",
+    "SSEParser",
+    "StreamEvent",
+    "error_from_response",
+]
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+_RETRY_STATUS = 503
+
+
+class LoadedSession(SessionRead):
+    """A loaded session with its version (the `ETag`), to pass back as `if_version`."""
+
+    version: int
+
+
+@dataclass(frozen=True)
+class Page(Generic[M]):
+    """One keyset page; `next_cursor` is None on the last page."""
+
+    items: list[M]
+    next_cursor: str | None
+    prev_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One Server-Sent Event of `GET /events`: `id` is its position in the log."""
+
+    id: int
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request and how to read its answer."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    idempotent: bool = True  # safe to send again after a 503 or a connection error
+    ok: Iterable[int] = ()  # statuses besides 2xx that `parse` handles itself
+
+    def build(self, http: httpx.AsyncClient | httpx.Client) -> httpx.Request:
+        params = {k: v for k, v in (self.params or {}).items() if v is not None}
+        kwargs: dict[str, Any] = {"params": params, "headers": dict(self.headers)}
+        if self.json is not None:
+            # pydantic's encoder: datetimes and other values as the API reads them
+            kwargs["content"] = _JSON.dump_json(self.json)
+            kwargs["headers"]["content-type"] = "application/json"
+        return http.build_request(self.method, self.path, **kwargs)
+
+    def result(self, response: httpx.Response) -> T:
+        if response.is_success or response.status_code in set(self.ok):
+            return self.parse(response)
+        raise error_from_response(response)
+
+
+_JSON: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def error_from_response(response: httpx.Response) -> AgentRuntimeError:
+    """The domain error for an error answer (its body `{"error": {...}}`)."""
+    try:
+        body = response.json()["error"]
+        code, message = str(body.get("code", "")), str(body.get("message", ""))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        body, code, message = {}, "", response.text[:200]
+    status = response.status_code
+    message = message or f"HTTP {status}"
+    error: AgentRuntimeError
+    if status == 404:
+        error = NotFoundError(message)
+    elif status == 409:
+        error = ConflictError(message, current=body.get("current"))
+    elif status == 412:
+        error = PreconditionFailedError(message)
+    elif status == 422:
+        error = InvalidInputError(message, body.get("details"))
+    elif status == 401:
+        error = UnauthorizedError(message)
+    elif status == 429:
+        error = TooManyRequestsError(message, retry_after=int(retry_after(response) or 1))
+    elif status == 503:
+        error = UnavailableError(message, retry_after=retry_after(response))
+    else:
+        error = AgentRuntimeError(message)
+        error.status_code = status
+    if code:
+        error.code = code
+    return error
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff for idempotent calls: on 503 (honouring
+    `Retry-After`) and on connection errors, at most `max_attempts` sends."""
+
+    max_attempts: int = 3
+    backoff: float = 0.2  # seconds before the second attempt; doubled each time
+    max_backoff: float = 10.0
+
+    def delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Seconds to wait before attempt `attempt + 1` (attempts count from 1)."""
+        wait = self.backoff * 2 ** (attempt - 1)
+        if response is not None and (after := retry_after(response)) is not None:
+            wait = after
+        return min(wait, self.max_backoff)
+
+    def should_retry(self, call: Call[Any], attempt: int, response: httpx.Response | None) -> bool:
+        """`response` None: the request failed with a connection error."""
+        if not call.idempotent or attempt >= self.max_attempts:
+            return False
+        return response is None or response.status_code == _RETRY_STATUS
+
+
+RETRYABLE_ERRORS = (httpx.TransportError,)
+
+
+class SSEParser:
+    """Server-Sent Events from lines of text (the `text/event-stream` format)."""
+
+    def __init__(self) -> None:
+        self._id: str | None = None
+        self._type = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> StreamEvent | None:
+        """The event a blank line completes, else None."""
+        if line == "":
+            event = None
+            if self._data and self._id is not None:
+                data = json.loads("\n".join(self._data))
+                event = StreamEvent(int(self._id), self._type, data)
+            self._id, self._type, self._data = None, "message", []
+            return event
+        if line.startswith(":"):
+            return None  # a comment: the heartbeat
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "id":
+            self._id = value
+        elif name == "event":
+            self._type = value
+        elif name == "data":
+            self._data.append(value)
+        return None
+
+
+def events_call(
+    types: Sequence[str] | None, session_id: str | None, last_id: int | None
+) -> Call[None]:
+    headers = {"accept": "text/event-stream"}
+    if last_id is not None:
+        headers["last-event-id"] = str(last_id)
+    params = {"types": ",".join(types) if types else None, "session_id": session_id}
+    return Call("GET", "/events", _none, params=params, headers=headers)
+
+
+# --- reading answers ---------------------------------------------------------------
+
+
+def _none(response: httpx.Response) -> None:
+    return None
+
+
+def _model(model: type[M]) -> Callable[[httpx.Response], M]:
+    return lambda response: model.model_validate_json(response.content)
+
+
+def _models(model: type[M], key: str | None = None) -> Callable[[httpx.Response], list[M]]:
+    adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
+
+    def parse(response: httpx.Response) -> list[M]:
+        body = response.json()
+        items: list[M] = adapter.validate_python(body[key] if key else body)
+        return items
+
+    return parse
+
+
+def _page(model: type[M]) -> Callable[[httpx.Response], Page[M]]:
+    adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
+
+    def parse(response: httpx.Response) -> Page[M]:
+        body = response.json()
+        return Page(
+            adapter.validate_python(body["items"]), body["next_cursor"], body.get("prev_cursor")
+        )
+
+    return parse
+
+
+def _version(response: httpx.Response) -> int:
+    return int(response.headers["etag"].strip('W/"'))
+
+
+def _loaded(response: httpx.Response) -> LoadedSession:
+    return LoadedSession.model_validate({**response.json(), "version": _version(response)})
+
+
+def _if_match(if_version: int | None) -> dict[str, str]:
+    return {} if if_version is None else {"if-match": f'"{if_version}"'}
+
+
+# --- the operations ------------------------------------------------------------------
+
+
+def save_session(
+    session_id: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    if_version: int | None,
+    last_activity: datetime | None,
+    append: bool,
+) -> Call[int]:
+    """Save (or append); the answer is the session's new version. A save replaces the
+    whole list, so sending it again is harmless; an append without `if_version` is not
+    (it could add the messages twice), so it is never retried."""
+    return Call(
+        "POST",
+        f"/sessions/{_segment(session_id)}" + ("/messages" if append else ""),
+        _version,
+        params={"last_activity": last_activity.isoformat() if last_activity else None},
+        json=list(messages),
+        headers=_if_match(if_version),
+        idempotent=not append or if_version is not None,
+    )
+
+
+def load_session(session_id: str) -> Call[LoadedSession]:
+    return Call("GET", f"/sessions/{_segment(session_id)}", _loaded)
+
+
+def list_sessions(
+    limit: int, cursor: str | None, include_deleted: bool
+) -> Call[Page[SessionSummaryRead]]:
+    params = {"limit": limit, "cursor": cursor, "include_deleted": include_deleted}
+    return Call("GET", "/sessions", _page(SessionSummaryRead), params=params)
+
+
+def list_messages(
+    session_id: str,
+    limit: int,
+    after: str | None,
+    before: str | None,
+    latest: bool,
+) -> Call[Page[MessageItemRead]]:
+    params = {"limit": limit, "after": after, "before": before, "latest": latest}
+    return Call(
+        "GET",
+        f"/sessions/{_segment(session_id)}/messages",
+        _page(MessageItemRead),
+        params=params,
+    )
+
+
+def session_stats(session_id: str) -> Call[SessionStatsRead]:
+    return Call("GET", f"/sessions/{_segment(session_id)}/stats", _model(SessionStatsRead))
+
+
+def update_session(
+    session_id: str, changes: Mapping[str, Any], if_version: int | None
+) -> Call[SessionSummaryRead]:
+    return Call(
+        "PATCH",
+        f"/sessions/{_segment(session_id)}",
+        _model(SessionSummaryRead),
+        json=dict(changes),
+        headers=_if_match(if_version),
+    )
+
+
+def delete_session(session_id: str, hard: bool, if_version: int | None) -> Call[None]:
+    return Call(
+        "DELETE",
+        f"/sessions/{_segment(session_id)}",
+        _none,
+        params={"hard": hard},
+        headers=_if_match(if_version),
+    )
+
+
+def put_agent_context(session_id: str, body: Mapping[str, Any]) -> Call[AgentContextRead]:
+    return Call(
+        "PUT",
+        f"/sessions/{_segment(session_id)}/agent-context",
+        _model(AgentContextRead),
+        json=dict(body),
+    )
+
+
+def get_agent_context(session_id: str) -> Call[AgentContextRead]:
+    return Call("GET", f"/sessions/{_segment(session_id)}/agent-context", _model(AgentContextRead))
+
+
+def delete_agent_context(session_id: str) -> Call[None]:
+    return Call("DELETE", f"/sessions/{_segment(session_id)}/agent-context", _none)
+
+
+def list_agent_contexts() -> Call[list[str]]:
+    return Call("GET", "/agent-contexts", lambda r: [str(i) for i in r.json()["session_ids"]])
+
+
+def agent_switches(session_id: str, limit: int) -> Call[list[AgentSwitchRead]]:
+    return Call(
+        "GET",
+        f"/sessions/{_segment(session_id)}/agent-switches",
+        _models(AgentSwitchRead, "items"),
+        params={"limit": limit},
+    )
+
+
+def create_approval(
+    session_id: str,
+    call_id: str,
+    tool_name: str,
+    arguments: Mapping[str, Any],
+    reason: str | None,
+) -> Call[ApprovalRead]:
+    """Idempotent by `call_id`: sending the same approval again answers 200."""
+    body = {
+        "session_id": session_id,
+        "call_id": call_id,
+        "tool_name": tool_name,
+        "arguments": arguments,
+        "reason": reason,
+    }
+    return Call("POST", "/approvals", _model(ApprovalRead), json=body)
+
+
+def list_approvals(
+    status: str | None, session_id: str | None, limit: int, cursor: str | None
+) -> Call[Page[ApprovalRead]]:
+    params = {"status": status, "session_id": session_id, "limit": limit, "cursor": cursor}
+    return Call("GET", "/approvals", _page(ApprovalRead), params=params)
+
+
+def session_approvals(session_id: str, limit: int, cursor: str | None) -> Call[Page[ApprovalRead]]:
+    return Call(
+        "GET",
+        f"/sessions/{_segment(session_id)}/approvals",
+        _page(ApprovalRead),
+        params={"limit": limit, "cursor": cursor},
+    )
+
+
+def get_approval(call_id: str) -> Call[ApprovalRead]:
+    return Call("GET", f"/approvals/{_segment(call_id)}", _model(ApprovalRead))
+
+
+def delete_approval(call_id: str) -> Call[None]:
+    return Call("DELETE", f"/approvals/{_segment(call_id)}", _none)
+
+
+def decide_approval(
+    call_id: str,
+    status: str,
+    decided_by: str | None,
+    message: str | None,
+    arguments: Mapping[str, Any] | None,
+) -> Call[ApprovalRead]:
+    """A compare-and-set from `pending`: the same decision again returns it, so it is
+    safe to repeat."""
+    body: dict[str, Any] = {"status": status}
+    for key, value in (("decided_by", decided_by), ("message", message)):
+        if value is not None:
+            body[key] = value
+    if arguments is not None:
+        body["arguments"] = dict(arguments)
+    return Call("POST", f"/approvals/{_segment(call_id)}/decision", _model(ApprovalRead), json=body)
+
+
+def update_approval_status(call_id: str, status: str) -> Call[bool]:
+    """The legacy status update, last write wins: safe to repeat."""
+    return Call(
+        "PUT",
+        f"/approvals/{_segment(call_id)}/status",
+        lambda response: bool(response.json()["updated"]),
+        json={"status": status},
+    )
+
+
+def wait_for_decision(call_id: str, timeout: float) -> Call[ApprovalRead]:
+    return Call(
+        "GET",
+        f"/approvals/{_segment(call_id)}/wait",
+        _model(ApprovalRead),
+        params={"timeout": timeout},
+    )
+
+
+def claim_approval(call_id: str, claimed_by: str | None) -> Call[ApprovalClaimRead]:
+    """Never retried: a lost answer would leave the token unknown and the call claimed."""
+    return Call(
+        "POST",
+        f"/approvals/{_segment(call_id)}/claim",
+        _model(ApprovalClaimRead),
+        json={"claimed_by": claimed_by} if claimed_by is not None else {},
+        idempotent=False,
+    )
+
+
+def report_result(call_id: str, claim_token: str, status: str, result: Any) -> Call[ApprovalRead]:
+    """The same report with the same token answers 200 again: safe to repeat."""
+    body = {"claim_token": claim_token, "status": status, "result": result}
+    return Call("POST", f"/approvals/{_segment(call_id)}/result", _model(ApprovalRead), json=body)
+
+
+def approval_events(call_id: str) -> Call[list[ApprovalEventRead]]:
+    return Call("GET", f"/approvals/{_segment(call_id)}/events", _models(ApprovalEventRead))
+
+
+def cleanup(body: Mapping[str, Any]) -> Call[CleanupRead]:
+    # Not retried: a repeated purge would report 0 where the lost answer had the count.
+    return Call(
+        "POST", "/maintenance/cleanup", _model(CleanupRead), json=dict(body), idempotent=False
+    )
+
+
+def _segment(value: str) -> str:
+    """An id as one path segment (percent-encoded: `/`, `?`, `#` and the like)."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")

@@ -1,0 +1,604 @@
+"""OpenAI Agents SDK: a `Session` stored in agent-runtime.
+
+Install with the extra: ``pip install 'agent-runtime[openai-agents]'``.
+
+```python
+from agents import Agent, Runner
+from agent_runtime.integrations.openai_agents import AgentRuntimeSession
+from agent_runtime.services.database import init_database
+
+await init_database("sqlite:///data/agent_runtime.db")
+result = await Runner.run(agent, "Hi", session=AgentRuntimeSession("conversation-1"))
+```
+
+Or against a remote agent-runtime, over REST (no `init_database` in this process):
+``AgentRuntimeSession("conversation-1", client=AsyncAgentRuntimeClient(url))``.
+
+Encoding: each SDK item (a Responses API input item, any JSON object) is one stored
+message, in order. The item itself is kept whole in the message's `metadata` under
+`ITEM_KEY` (that is what `get_items` returns, unchanged); `role` and `content` are a
+readable rendering for the console, the REST API and `load_session`: chat messages
+keep their role (`developer` is stored as `system`) and text, a tool's output is a
+`tool` message, anything else (tool calls, reasoning, ...) an `assistant` message
+with the text it carries, if any. Messages written by other code in the same
+session read back as ``{"role": ..., "content": ...}`` items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from agent_runtime.errors import ConflictError, NotFoundError, PreconditionFailedError
+from agent_runtime.services import database as store
+from agent_runtime.services.messages import stored_messages
+from agent_runtime.timeutils import utc_now
+
+if TYPE_CHECKING:
+    from agents import Agent, RunResult
+    from agents.items import TResponseInputItem
+    from agents.memory.session_settings import SessionSettings
+
+    from agent_runtime.client import AsyncAgentRuntimeClient
+
+__all__ = [
+    "ITEM_KEY",
+    "RUN_STATE_KEY",
+    "AgentRuntimeSession",
+    "item_to_message",
+    "load_run_state",
+    "message_to_item",
+    "resume_run",
+    "run_with_approvals",
+    "submit_interruptions",
+]
+
+# The message metadata key holding the SDK item, whole.
+ITEM_KEY = "openai_agents_item"
+
+_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+_TOOL_OUTPUTS = {
+    "function_call_output",
+    "computer_call_output",
+    "local_shell_call_output",
+    "shell_call_output",
+    "apply_patch_call_output",
+    "custom_tool_call_output",
+    "mcp_approval_response",
+}
+# Messages read a page at a time over REST (the most the API gives).
+_PAGE_SIZE = 1000
+# The stored columns a message written here may set (see `_comparable`).
+_COLUMNS = ("role", "content", "name", "tool_call_id", "tool_calls", "token_count", "metadata")
+
+
+def _text(value: Any) -> str | None:
+    """The text of a content value: a string, or the `text` of its parts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = [
+            part["text"]
+            for part in value
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        ]
+        return "\n".join(parts) if parts else None
+    return None
+
+
+def item_to_message(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The message stored for one SDK item (the item kept whole in `metadata`)."""
+    if not isinstance(item, Mapping):
+        raise TypeError(f"an OpenAI Agents SDK item is a JSON object, not {type(item).__name__}")
+    kind = item.get("type")
+    role = item.get("role")
+    if role in _ROLES and kind in (None, "message"):
+        message: dict[str, Any] = {"role": _ROLES[role], "content": _text(item.get("content"))}
+    elif kind in _TOOL_OUTPUTS:
+        message = {"role": "tool", "content": _text(item.get("output"))}
+    else:
+        text = _text(item.get("content")) or _text(item.get("summary"))
+        message = {"role": "assistant", "content": text}
+    message["metadata"] = {ITEM_KEY: copy.deepcopy(dict(item))}
+    return _comparable(message)
+
+
+def message_to_item(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The SDK item a stored message stands for."""
+    metadata = message.get("metadata")
+    if isinstance(metadata, Mapping) and isinstance(metadata.get(ITEM_KEY), Mapping):
+        return cast("dict[str, Any]", metadata[ITEM_KEY])
+    return {"role": str(message["role"]), "content": message.get("content") or ""}
+
+
+def _comparable(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored message as this module writes it: its set columns, no timestamp.
+
+    Rewriting the stored list with these dicts keeps every unchanged message (the
+    save compares them with what is stored, or with this process's cached copy)."""
+    return {key: row[key] for key in _COLUMNS if row.get(key) is not None}
+
+
+class AgentRuntimeSession:
+    """The SDK's `Session` protocol on agent-runtime's session store.
+
+    `session_id` names the agent-runtime session (created on the first write).
+    With `client=None` it uses the service API in this process: call
+    `agent_runtime.services.database.init_database` first. With an
+    `AsyncAgentRuntimeClient` it uses a remote agent-runtime over REST, with the
+    same behaviour (the items are read back from the messages page's `metadata`).
+
+    Concurrency: `add_items` appends under the session's row lock; `pop_item` and
+    `clear_session` are compare-and-set writes on the session's version, retried
+    when another writer got in first, so concurrent pops each return a different
+    item and never lose an append.
+    """
+
+    session_settings: SessionSettings | None = None
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        client: AsyncAgentRuntimeClient | None = None,
+        session_settings: SessionSettings | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.client = client
+        self.session_settings = session_settings
+
+    async def _read(self) -> tuple[int | None, list[dict[str, Any]]]:
+        """The session's version, then its stored messages (None, [] if unknown).
+
+        Read in this order, a write in between makes the version stale, never the
+        messages: a compare-and-set on that version then fails and is retried."""
+        version: int | None
+        if self.client is not None:
+            try:
+                # The version is the ETag of the loaded session (its legacy
+                # messages carry no metadata: they are read from the pages).
+                version = (await self.client.load_session(self.session_id)).version
+            except NotFoundError:
+                return None, []
+            return version, await self._remote_messages()
+        db = store.get_connection()
+        version = await store.get_session_version(db, self.session_id)
+        if version is None:
+            return None, []
+        return version, await stored_messages(db, self.session_id)
+
+    async def _remote_messages(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The session's messages over REST, oldest first (with `limit`, the latest
+        `limit`), each with its metadata; [] if the session is unknown."""
+        assert self.client is not None
+        rows: list[dict[str, Any]] = []
+        after: str | None = None
+        before: str | None = None
+        try:
+            while limit is None or len(rows) < limit:
+                if limit is None:
+                    page = await self.client.list_messages(
+                        self.session_id, limit=_PAGE_SIZE, after=after
+                    )
+                else:
+                    page = await self.client.list_messages(
+                        self.session_id,
+                        limit=min(limit - len(rows), _PAGE_SIZE),
+                        before=before,
+                        latest=before is None,
+                    )
+                chunk = [m.model_dump(exclude={"position"}, exclude_unset=True) for m in page.items]
+                if limit is None:
+                    rows += chunk
+                    if (after := page.next_cursor) is None:
+                        break
+                else:
+                    rows[:0] = chunk
+                    if (before := page.prev_cursor) is None:
+                        break
+        except NotFoundError:
+            return []
+        return rows
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """The items, oldest first; with `limit`, the latest `limit` of them."""
+        if limit is not None and limit <= 0:
+            rows: list[dict[str, Any]] = []
+        elif self.client is not None:
+            rows = await self._remote_messages(limit)
+        else:
+            _, rows = await self._read()
+            if limit is not None:
+                rows = rows[-limit:]
+        return [cast("TResponseInputItem", message_to_item(row)) for row in rows]
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        """Append `items` after the stored ones, in order, in one transaction."""
+        if not items:
+            return
+        messages = [item_to_message(cast("Mapping[str, Any]", item)) for item in items]
+        if self.client is not None:
+            await self.client.append_messages(self.session_id, messages)
+            return
+        await store.append_messages(store.get_connection(), self.session_id, messages, utc_now())
+
+    async def _write(self, messages: list[dict[str, Any]], if_version: int | None) -> None:
+        """Replace the stored messages (if the session is still at `if_version`)."""
+        if self.client is not None:
+            await self.client.save_session(self.session_id, messages, if_version=if_version)
+            return
+        await store.write_messages(
+            store.get_connection(), self.session_id, messages, utc_now(), if_version=if_version
+        )
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        """Remove and return the latest item; None if there is none."""
+        delay = 0.001
+        while True:
+            version, rows = await self._read()
+            if version is None or not rows:
+                return None
+            keep = [_comparable(row) for row in rows[:-1]]
+            try:
+                await self._write(keep, if_version=version)
+            except PreconditionFailedError:  # another writer went first: read again
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            return cast("TResponseInputItem", message_to_item(rows[-1]))
+
+    async def clear_session(self) -> None:
+        """Remove every item (the session itself, its approvals and context stay)."""
+        if self.client is not None:
+            try:
+                await self.client.session_stats(self.session_id)
+            except NotFoundError:
+                return
+        elif await store.get_session_version(store.get_connection(), self.session_id) is None:
+            return
+        await self._write([], if_version=None)
+
+
+# ---------------------------------------------------------------------------
+# Human in the loop: a run's tool approvals as agent-runtime approvals
+
+# The agent context metadata key holding the paused run's serialised `RunState`.
+RUN_STATE_KEY = "openai_agents_run_state"
+# Approvals to claim: approved, or claimed / run (the claim then tells who runs it).
+_APPROVED = frozenset({"approved", "claimed", "executed", "failed"})
+
+
+def _arguments(raw: str | None) -> dict[str, Any]:
+    """A tool call's JSON arguments as the approval's object (non-objects wrapped)."""
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {"arguments": raw}
+    return value if isinstance(value, dict) else {"arguments": value}
+
+
+class _Service(Protocol):
+    """The service calls the approval helpers make; approvals and agent contexts come
+    back as plain dicts. `_LocalService`: the service API in this process;
+    `_RemoteService`: a remote agent-runtime over REST."""
+
+    async def load_context(self, session_id: str) -> dict[str, Any] | None: ...
+
+    async def put_context(self, session_id: str, context: Mapping[str, Any]) -> None:
+        """Save the context (`LookupError` if the session does not exist)."""
+
+    async def create_approval(
+        self,
+        session_id: str,
+        call_id: str,
+        tool_name: str,
+        arguments: dict[str, Any],
+        reason: str | None,
+    ) -> None: ...
+
+    async def wait_for_decision(self, call_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
+        """The approval once decided, or after `timeout` seconds (then `pending`)."""
+
+    async def claim(self, call_id: str, claimed_by: str | None) -> str:
+        """The claim token (`ConflictError` if someone else holds the call, or it ran)."""
+
+    async def report(self, call_id: str, token: str, status: str, result: Any) -> None: ...
+
+
+class _LocalService:
+    """The service API in this process (`init_database` first)."""
+
+    async def load_context(self, session_id: str) -> dict[str, Any] | None:
+        return await store.load_agent_context(store.get_connection(), session_id)
+
+    async def put_context(self, session_id: str, context: Mapping[str, Any]) -> None:
+        saved = await store.put_agent_context(
+            store.get_connection(),
+            session_id,
+            context["current_agent"],
+            context["agent_history"],
+            context["metadata"],
+            context["created_at"],
+            context["last_switch_at"],
+            context["switch_count"],
+        )
+        if not saved:
+            raise LookupError(f"session {session_id!r} does not exist (or is deleted)")
+
+    async def create_approval(
+        self,
+        session_id: str,
+        call_id: str,
+        tool_name: str,
+        arguments: dict[str, Any],
+        reason: str | None,
+    ) -> None:
+        await store.create_approval(
+            store.get_connection(), session_id, call_id, tool_name, arguments, reason
+        )
+
+    async def wait_for_decision(self, call_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
+        return await store.wait_for_decision(call_id, timeout)
+
+    async def claim(self, call_id: str, claimed_by: str | None) -> str:
+        token, _ = await store.claim_approval(
+            store.get_connection(), call_id, claimed_by=claimed_by
+        )
+        return token
+
+    async def report(self, call_id: str, token: str, status: str, result: Any) -> None:
+        await store.report_result(store.get_connection(), call_id, token, status, result)
+
+
+# The longest single wait the REST API answers (seconds).
+_MAX_REMOTE_WAIT = 60.0
+
+
+class _RemoteService:
+    """A remote agent-runtime over REST (its claim lease is the server's setting)."""
+
+    def __init__(self, client: AsyncAgentRuntimeClient) -> None:
+        self.client = client
+
+    async def load_context(self, session_id: str) -> dict[str, Any] | None:
+        try:
+            context = await self.client.get_agent_context(session_id)
+        except NotFoundError:
+            return None
+        return context.model_dump(mode="json")
+
+    async def put_context(self, session_id: str, context: Mapping[str, Any]) -> None:
+        try:
+            await self.client.put_agent_context(
+                session_id,
+                context["current_agent"],
+                agent_history=context["agent_history"],
+                metadata=context["metadata"],
+                created_at=context["created_at"],
+                last_switch_at=context["last_switch_at"],
+                switch_count=context["switch_count"],
+            )
+        except NotFoundError:
+            raise LookupError(f"session {session_id!r} does not exist (or is deleted)") from None
+
+    async def create_approval(
+        self,
+        session_id: str,
+        call_id: str,
+        tool_name: str,
+        arguments: dict[str, Any],
+        reason: str | None,
+    ) -> None:
+        await self.client.create_approval(session_id, call_id, tool_name, arguments, reason=reason)
+
+    async def wait_for_decision(self, call_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
+        # One REST wait lasts at most _MAX_REMOTE_WAIT seconds: wait again until `timeout`.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = max(0.0, deadline - loop.time())
+            approval = await self.client.wait_for_decision(call_id, min(left, _MAX_REMOTE_WAIT))
+            if approval.status != "pending" or left <= _MAX_REMOTE_WAIT:
+                return approval.model_dump(mode="json")
+
+    async def claim(self, call_id: str, claimed_by: str | None) -> str:
+        return (await self.client.claim(call_id, claimed_by=claimed_by)).claim_token
+
+    async def report(self, call_id: str, token: str, status: str, result: Any) -> None:
+        await self.client.report_result(call_id, token, status, result)
+
+
+def _service(session: AgentRuntimeSession | str) -> tuple[_Service, str]:
+    """The service of `session` (a session id: this process's) and its session id."""
+    if isinstance(session, str):
+        return _LocalService(), session
+    if session.client is None:
+        return _LocalService(), session.session_id
+    return _RemoteService(session.client), session.session_id
+
+
+async def _store_run_state(
+    service: _Service,
+    session_id: str,
+    state: dict[str, Any] | None,
+    agent_name: str = "openai-agents",
+) -> None:
+    """Keep (or with None, drop) the paused run's state in the session's agent context
+    metadata, leaving the rest of the context as it was."""
+    context = await service.load_context(session_id)
+    if context is None:
+        if state is None:
+            return
+        now = utc_now()
+        context = {
+            "current_agent": agent_name,
+            "agent_history": [],
+            "metadata": {},
+            "created_at": now,
+            "last_switch_at": None,
+            "switch_count": 0,
+        }
+    metadata = dict(context["metadata"] or {})
+    if state is None:
+        if RUN_STATE_KEY not in metadata:
+            return
+        del metadata[RUN_STATE_KEY]
+    else:
+        metadata[RUN_STATE_KEY] = state
+    await service.put_context(session_id, {**context, "metadata": metadata})
+
+
+async def load_run_state(session: AgentRuntimeSession | str) -> dict[str, Any] | None:
+    """The serialised `RunState` of the session's paused run (`RunState.to_json()`),
+    or None when no run is waiting for approvals. `session`: an `AgentRuntimeSession`
+    (in-process or over REST, as it is built), or a session id (in-process)."""
+    service, session_id = _service(session)
+    context = await service.load_context(session_id)
+    if context is None:
+        return None
+    state = (context["metadata"] or {}).get(RUN_STATE_KEY)
+    return cast("dict[str, Any] | None", state)
+
+
+async def submit_interruptions(
+    result: RunResult, session: AgentRuntimeSession | str, *, reason: str | None = None
+) -> list[str]:
+    """Record a paused run's approvals (`result.interruptions`, the tool calls of
+    tools with `needs_approval`) as agent-runtime approvals of the session, pending,
+    and keep the run's state durably (`RUN_STATE_KEY` of the session's agent context
+    metadata) so any process can resume it. Returns the call ids.
+
+    `session`: an `AgentRuntimeSession` (in-process, or over REST when built with
+    `client=`), or a session id (in-process)."""
+    service, session_id = _service(session)
+    state = result.to_state()
+    # The state first: an approval a reviewer can see always has a run to resume.
+    await _store_run_state(service, session_id, state.to_json(), result.last_agent.name)
+    call_ids = []
+    for item in result.interruptions:
+        call_id = item.call_id
+        if call_id is None:
+            raise ValueError(f"tool approval item without a call id: {item!r}")
+        await service.create_approval(
+            session_id, call_id, item.name or "", _arguments(item.arguments), reason
+        )
+        call_ids.append(call_id)
+    return call_ids
+
+
+async def resume_run(
+    agent: Agent[Any],
+    session: AgentRuntimeSession,
+    *,
+    timeout: float = 300.0,  # noqa: ASYNC109 - as `wait_for_decision`
+    claimed_by: str | None = None,
+    **run_kwargs: Any,
+) -> RunResult | None:
+    """Resume the session's paused run once every approval it waits for is decided
+    (in-process, or over REST when `session` was built with `client=`).
+
+    Waits (up to `timeout` seconds for each; `TimeoutError` if one is still pending)
+    for the decisions, applies them to the run's `RunState` (`state.approve`, or
+    `state.reject` with the reviewer's message), claims every approved call
+    (`claim_approval`) so only one process runs it, runs the agent on, reports each
+    claimed call's output (`report_result`), and records the next pause, if any,
+    with `submit_interruptions`. Returns the run's result, or None when there is no
+    paused run or another process has claimed its calls (it resumes the run).
+
+    An approval whose arguments the reviewer edited is rejected with a message
+    naming the edited arguments: the SDK runs a call with its own arguments only.
+    """
+    from agents import Runner, RunState
+    from agents.items import ToolCallOutputItem
+
+    service, _ = _service(session)
+    data = await load_run_state(session)
+    if data is None:
+        return None
+    state = await RunState.from_json(agent, data)
+    claims: dict[str, str] = {}
+    for item in state.get_interruptions():
+        call_id = item.call_id
+        assert call_id is not None
+        approval = await service.wait_for_decision(call_id, timeout)
+        status = approval["status"]
+        if status == "pending":
+            raise TimeoutError(f"approval {call_id!r} is still pending after {timeout}s")
+        if status in _APPROVED and approval["edited_arguments"] is None:
+            try:
+                claims[call_id] = await service.claim(call_id, claimed_by)
+            except ConflictError:
+                return None  # claimed by another process (whose lease holds), or already run
+            state.approve(item)
+        elif status in _APPROVED:
+            edited = json.dumps(approval["edited_arguments"], ensure_ascii=False)
+            state.reject(
+                item,
+                rejection_message=approval["message"]
+                or f"The reviewer changed the arguments to {edited}; call the tool with them.",
+            )
+        else:  # rejected, cancelled, expired
+            state.reject(item, rejection_message=approval["message"])
+    # The state stays stored while the run goes on: a process that crashes here
+    # leaves its claims to lapse, and another resumes the run (taking them over).
+    try:
+        result = await Runner.run(agent, state, session=session, **run_kwargs)
+    except BaseException:
+        await _store_run_state(service, session.session_id, None)
+        for call_id, token in claims.items():
+            await service.report(call_id, token, "failed", None)
+        raise
+    outputs = {
+        item.raw_item.get("call_id") if isinstance(item.raw_item, dict) else None: item
+        for item in result.new_items
+        if isinstance(item, ToolCallOutputItem)
+    }
+    for call_id, token in claims.items():
+        output = outputs.get(call_id)
+        await service.report(
+            call_id,
+            token,
+            "executed" if output is not None else "failed",
+            _json_result(output.output) if output is not None else None,
+        )
+    if result.interruptions:
+        await submit_interruptions(result, session)
+    else:
+        await _store_run_state(service, session.session_id, None)
+    return result
+
+
+def _json_result(value: Any) -> Any:
+    """A tool's output as JSON (its text when it is not JSON-serialisable)."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+async def run_with_approvals(
+    agent: Agent[Any],
+    input: str | list[TResponseInputItem],
+    session: AgentRuntimeSession,
+    *,
+    timeout: float = 300.0,  # noqa: ASYNC109 - as `wait_for_decision`
+    claimed_by: str | None = None,
+    **run_kwargs: Any,
+) -> RunResult | None:
+    """`Runner.run` with human approval through agent-runtime: each pause's tool
+    calls become approvals (`submit_interruptions`) and the run resumes when they
+    are decided (`resume_run`), until it finishes. None if another process took
+    the run over (it claimed the approved calls)."""
+    from agents import Runner
+
+    result: RunResult | None = await Runner.run(agent, input, session=session, **run_kwargs)
+    if result is not None and result.interruptions:
+        await submit_interruptions(result, session)
+    while result is not None and result.interruptions:  # resume_run records each next pause
+        result = await resume_run(
+            agent, session, timeout=timeout, claimed_by=claimed_by, **run_kwargs
+        )
+    return result
