@@ -206,9 +206,7 @@ async def test_concurrent_first_waits_share_one_hub_and_all_wait_for_the_decisio
     try:
         conn = database.get_connection()
         await svc.save_pending_approval(conn, "s1", call_id, "delete_file", {})
-        waiting = [
-            asyncio.create_task(database.wait_for_decision(call_id, WAIT)) for _ in range(3)
-        ]
+        waiting = [asyncio.create_task(database.wait_for_decision(call_id, WAIT)) for _ in range(3)]
         await asyncio.sleep(0.5)
         assert not any(w.done() for w in waiting)
 
