@@ -61,11 +61,13 @@ class LoadedSession(SessionRead):
 
 @dataclass(frozen=True)
 class Page(Generic[M]):
-    """One keyset page; `next_cursor` is None on the last page."""
+    """One keyset page; `next_cursor` is None on the last page. A page of messages
+    also has the session's `version` as it was read (its `ETag`)."""
 
     items: list[M]
     next_cursor: str | None
     prev_cursor: str | None = None
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,10 @@ def _page(model: type[M]) -> Callable[[httpx.Response], Page[M]]:
     def parse(response: httpx.Response) -> Page[M]:
         body = response.json()
         return Page(
-            adapter.validate_python(body["items"]), body["next_cursor"], body.get("prev_cursor")
+            adapter.validate_python(body["items"]),
+            body["next_cursor"],
+            body.get("prev_cursor"),
+            _version(response) if "etag" in response.headers else None,
         )
 
     return parse

@@ -32,6 +32,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from agent_runtime.config import get_settings
 from agent_runtime.errors import ConflictError, NotFoundError, PreconditionFailedError
 from agent_runtime.services import database as store
 from agent_runtime.services.messages import stored_messages
@@ -144,37 +145,41 @@ class AgentRuntimeSession:
         session_id: str,
         *,
         client: AsyncAgentRuntimeClient | None = None,
-        session_settings: SessionSettings | None = None,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
     ) -> None:
+        from agents.memory.session_settings import SessionSettings, coerce_session_settings
+
         self.session_id = session_id
         self.client = client
-        self.session_settings = session_settings
+        # As the SDK's own sessions: `limit` here is get_items' default.
+        self.session_settings = (
+            SessionSettings()
+            if session_settings is None
+            else coerce_session_settings(session_settings)
+        )
 
     async def _read(self) -> tuple[int | None, list[dict[str, Any]]]:
         """The session's version, then its stored messages (None, [] if unknown).
 
         Read in this order, a write in between makes the version stale, never the
         messages: a compare-and-set on that version then fails and is retried."""
-        version: int | None
         if self.client is not None:
-            try:
-                # The version is the ETag of the loaded session (its legacy
-                # messages carry no metadata: they are read from the pages).
-                version = (await self.client.load_session(self.session_id)).version
-            except NotFoundError:
-                return None, []
-            return version, await self._remote_messages()
+            return await self._remote_messages()
         db = store.get_connection()
         version = await store.get_session_version(db, self.session_id)
         if version is None:
             return None, []
         return version, await stored_messages(db, self.session_id)
 
-    async def _remote_messages(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The session's messages over REST, oldest first (with `limit`, the latest
-        `limit`), each with its metadata; [] if the session is unknown."""
+    async def _remote_messages(
+        self, limit: int | None = None
+    ) -> tuple[int | None, list[dict[str, Any]]]:
+        """Over REST: the session's version as its first page was read (a page's
+        ETag), and its messages oldest first (with `limit`, the latest `limit`),
+        each with its metadata; None, [] if the session is unknown."""
         assert self.client is not None
         rows: list[dict[str, Any]] = []
+        version: int | None = None
         after: str | None = None
         before: str | None = None
         try:
@@ -190,6 +195,8 @@ class AgentRuntimeSession:
                         before=before,
                         latest=before is None,
                     )
+                if version is None:
+                    version = page.version
                 chunk = [m.model_dump(exclude={"position"}, exclude_unset=True) for m in page.items]
                 if limit is None:
                     rows += chunk
@@ -200,15 +207,19 @@ class AgentRuntimeSession:
                     if (before := page.prev_cursor) is None:
                         break
         except NotFoundError:
-            return []
-        return rows
+            return None, []
+        return version, rows
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-        """The items, oldest first; with `limit`, the latest `limit` of them."""
+        """The items, oldest first; with `limit` (by default `session_settings.limit`),
+        the latest `limit` of them."""
+        from agents.memory.session_settings import resolve_session_limit
+
+        limit = resolve_session_limit(limit, self.session_settings)
         if limit is not None and limit <= 0:
             rows: list[dict[str, Any]] = []
         elif self.client is not None:
-            rows = await self._remote_messages(limit)
+            _, rows = await self._remote_messages(limit)
         else:
             _, rows = await self._read()
             if limit is not None:
@@ -309,7 +320,8 @@ class _Service(Protocol):
 
 
 class _LocalService:
-    """The service API in this process (`init_database` first)."""
+    """The service API in this process (`init_database` first); claims last
+    `AGENT_RUNTIME__CLAIM_LEASE_SECONDS`, as the REST API's."""
 
     async def load_context(self, session_id: str) -> dict[str, Any] | None:
         return await store.load_agent_context(store.get_connection(), session_id)
@@ -345,7 +357,10 @@ class _LocalService:
 
     async def claim(self, call_id: str, claimed_by: str | None) -> str:
         token, _ = await store.claim_approval(
-            store.get_connection(), call_id, claimed_by=claimed_by
+            store.get_connection(),
+            call_id,
+            claimed_by=claimed_by,
+            lease_seconds=get_settings().claim_lease_seconds,
         )
         return token
 

@@ -161,3 +161,19 @@ async def test_page_items_carry_token_count_and_metadata_when_set(client):
         {"role": "user", "content": "plain"},
         {"role": "assistant", "content": "hi"},
     ]
+
+
+async def test_a_page_carries_the_sessions_version_for_a_conditional_write(client, long_session):
+    loaded = await client.get("/sessions/s1")
+    page = await client.get("/sessions/s1/messages", params={"latest": True, "limit": 1})
+    assert page.headers["etag"] == loaded.headers["etag"]
+
+    appended = await client.post("/sessions/s1/messages", json=[{"role": "user", "content": "x"}])
+    assert appended.headers["etag"] != page.headers["etag"]
+    stale = await client.post(
+        "/sessions/s1", json=CONVERSATION, headers={"If-Match": page.headers["etag"]}
+    )
+    assert stale.status_code == 412
+    again = await client.get("/sessions/s1/messages", params={"latest": True, "limit": 1})
+    assert again.headers["etag"] == appended.headers["etag"]
+    assert contents(again.json()) == ["x"]

@@ -117,6 +117,8 @@ async def test_pages_of_sessions_and_messages(api):
     assert ids == ["s4", "s3", "s2", "s1", "s0"]
     assert contents == [str(i) for i in range(7)]
     assert [m.position for m in latest.items] == [5, 6] and latest.prev_cursor
+    assert latest.version == (await api.load_session("s4")).version  # for if_version
+    assert first.version is None  # a page of sessions is of no one session
 
 
 async def test_update_and_delete_session(api):

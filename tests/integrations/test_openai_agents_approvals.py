@@ -11,6 +11,7 @@ message to the model instead. Each test runs in-process and over REST (the
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,14 +20,18 @@ pytest.importorskip("agents")
 
 from agents import Agent, Runner, function_tool
 
+from agent_runtime.config import get_settings
 from agent_runtime.integrations.openai_agents import (
     RUN_STATE_KEY,
+    AgentRuntimeSession,
     load_run_state,
     resume_run,
     run_with_approvals,
     submit_interruptions,
 )
 from agent_runtime.services import database
+from agent_runtime.services.events import read_events
+from models import EventType
 from tests.integrations.conftest import Sessions, fake_model, function_call, text_message
 
 
@@ -199,3 +204,23 @@ async def test_the_run_state_leaves_the_rest_of_the_agent_context_alone(sessions
     await decide(sessions, "call_paris", "approved")
     assert await resume_run(agent, session, timeout=10) is not None
     assert await database.load_agent_context(db, "ctx") == before
+
+
+async def test_an_in_process_claim_lasts_the_configured_lease(store, monkeypatch):
+    # As over REST: the lease a resumer holds is AGENT_RUNTIME__CLAIM_LEASE_SECONDS.
+    monkeypatch.setenv("AGENT_RUNTIME__CLAIM_LEASE_SECONDS", "42")
+    get_settings.cache_clear()
+    try:
+        db = database.get_connection()
+        agent = weather_agent(scripted_model(), [])
+        paused = await Runner.run(agent, "Weather in Paris?", session=AgentRuntimeSession("lease"))
+        await submit_interruptions(paused, "lease")
+        await database.decide_approval(db, "call_paris", "approved")
+        assert await resume_run(agent, AgentRuntimeSession("lease"), timeout=10) is not None
+
+        [claimed] = await read_events(db, types=[EventType.APPROVAL_CLAIMED])
+        lease = datetime.fromisoformat(claimed["data"]["expires_at"]) - claimed["created_at"]
+        assert abs(lease - timedelta(seconds=42)) < timedelta(seconds=1)  # not the 300 s default
+    finally:
+        monkeypatch.delenv("AGENT_RUNTIME__CLAIM_LEASE_SECONDS")
+        get_settings.cache_clear()

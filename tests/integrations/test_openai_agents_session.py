@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("agents")
 
 from agents import Agent, Runner
+from agents.memory import SessionSettings
 from agents.memory.session import Session
 
 from agent_runtime.integrations.openai_agents import (
@@ -36,7 +37,7 @@ async def test_implements_the_sdk_session_protocol(sessions: Sessions):
     assert isinstance(session, Session)
     assert session.client is sessions.client
     assert session.session_id == "s"
-    assert session.session_settings is None
+    assert session.session_settings == SessionSettings()
 
 
 async def test_add_get_pop_clear(sessions: Sessions):

@@ -201,6 +201,7 @@ async def delete_session(
 )
 async def list_messages(
     session_id: SessionId,
+    response: Response,
     db: DBSession,
     db_service: DBService,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -209,7 +210,9 @@ async def list_messages(
     latest: Annotated[bool, Query(description="the last `limit` messages")] = False,
 ) -> dict[str, Any]:
     """Messages in saved order, a page at a time; `latest=true` gives the newest
-    `limit` messages in one request."""
+    `limit` messages in one request. The ETag is the session's version read before
+    the page: an `If-Match` with it fails if anything was written since."""
+    version = await db_service.get_session_version(db, session_id)
     page = await db_service.list_messages(
         db,
         session_id,
@@ -218,8 +221,9 @@ async def list_messages(
         before=_position(before),
         latest=latest,
     )
-    if page is None:
+    if page is None or version is None:
         raise _not_found(session_id)
+    response.headers["ETag"] = etag(version)
     items = page.items
     return {
         "items": items,
