@@ -23,7 +23,8 @@ from agent_runtime.config import Settings
 from agent_runtime.console import auth
 from agent_runtime.main import create_app
 from agent_runtime.services.reviewers import add_reviewer
-from tests.fixtures.backends import Backend, truncate
+from tests.fixtures.apps import empty_app_database
+from tests.fixtures.backends import Backend
 
 __all__ = [
     "ADDRESS",
@@ -300,7 +301,7 @@ async def open_console(
     """The app on `backend`'s database, emptied, with its lifespan running."""
     app = create_app(Settings(db_url=backend.url, api_key=api_key, **settings))
     async with LifespanManager(app):
-        await truncate(Tortoise.get_connection(backend.database.dialect))
+        await empty_app_database(app, backend)
         # The worker's copy of the cookie signing keys is process-wide: drop the one
         # an earlier test (another database) left, as a new process starts without.
         auth._keys.keys = []

@@ -53,12 +53,8 @@ async def sessions(request: pytest.FixtureRequest, backend: Backend) -> AsyncIte
     remote over `httpx.ASGITransport` to the app on the same backend (the app's
     lifespan connects Tortoise). A test taking `sessions` does not take `store`."""
     if request.param == "remote":
-        async with app_client(backend) as (client, connection, app):
+        async with app_client(backend) as (client, connection, _):
             database.message_cache.clear()
-            # The log was emptied after the app's event hub started (on PostgreSQL its
-            # ids restart at 1): let the hub read it from its start, or REST waits
-            # would not wake on the decisions.
-            app.state.hub.last_id = 0
             yield Sessions(connection, client)
         return
     await database.init_database(backend.url)

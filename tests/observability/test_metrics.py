@@ -172,7 +172,8 @@ async def test_waiters_and_event_streams_are_counted_while_open(client, app):
     assert value(await scrape(client), waiters) == before + 1
 
     await client.post(f"/approvals/{call}/decision", json={"status": "approved", "decided_by": "a"})
-    assert (await waiting).json()["status"] == "approved"
+    # Woken by the decision, long before the wait's own 30 s.
+    assert (await asyncio.wait_for(waiting, 10)).json()["status"] == "approved"
     assert value(await scrape(client), waiters) == before
 
     streams = "agent_runtime_event_stream_clients"
