@@ -25,7 +25,7 @@ from agent_runtime.services._common import (
     require_positive_int,
     validate,
 )
-from agent_runtime.services.approvals import _decision
+from agent_runtime.services.approvals import require_decision
 
 __all__ = ["RemoteDatabaseService"]
 
@@ -256,5 +256,5 @@ class RemoteDatabaseService:
 
     async def update_approval_status(self, db: Any, call_id: str, status: str) -> bool:
         lookup_id(call_id, "call_id")
-        decision = _decision(status)  # refused here with the in-process message
+        decision = require_decision(status)  # refused here with the in-process message
         return await self.client.update_approval_status(call_id, decision.value)

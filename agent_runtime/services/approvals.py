@@ -38,6 +38,7 @@ __all__ = [
     "list_approvals",
     "pending_approval_stats",
     "read_approval",
+    "require_decision",
     "save_pending_approval",
     "update_approval_status",
 ]
@@ -250,7 +251,8 @@ async def delete_pending_approval(db: DB, call_id: str) -> bool:
     return deleted > 0
 
 
-def _decision(status: Any) -> ApprovalStatus:
+def require_decision(status: Any) -> ApprovalStatus:
+    """A decision status (approved, rejected, cancelled), or `InvalidInputError`."""
     return cast(ApprovalStatus, validate(Decision, status, "status"))
 
 
@@ -289,7 +291,7 @@ async def update_approval_status(db: DB, call_id: str, status: str) -> bool:
     False if the call is unknown, or already claimed or run: a tool that has run
     (or is running) is not decided again, or it could run twice."""
     call_id = lookup_id(call_id, "call_id")
-    decision = _decision(status)
+    decision = require_decision(status)
     async with atomic(db) as conn:
         updated = (
             await PendingApproval.filter(call_id=call_id)
@@ -322,7 +324,7 @@ async def decide_approval(
     raises `ConflictError` and changes nothing; an unknown call raises `NotFoundError`.
     """
     call_id = lookup_id(call_id, "call_id")
-    decision = _decision(status)
+    decision = require_decision(status)
     by = validate(Name | None, decided_by, "decided_by")
     message = validate(StorableText | None, message, "message")
     arguments = validate(JSONObject | None, arguments, "arguments")
