@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run migrate migration test soak bench bench-smoke screenshots lint format clean
+.PHONY: install run migrate migration test test-fast soak bench bench-smoke screenshots lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,17 @@ migration: install
 	@test -n "$(name)" || (echo "usage: make migration name=<migration_name>" && exit 2)
 	$(VENV)/bin/agent-runtime makemigrations $(name)
 
-## The whole test suite (PostgreSQL tests are skipped, with the reason, if no server is reachable).
+## The whole test suite, in parallel (PostgreSQL tests are skipped, with the reason, if no
+## server is reachable). TEST_WORKERS: pytest-xdist workers (docs/testing.md).
+TEST_WORKERS ?= 4
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+## The loop after every change: SQLite only, no server process, browser or reliability test.
+FAST_WORKERS ?= 3
+test-fast: install
+	AGENT_RUNTIME_TEST_BACKENDS=sqlite $(PY) -m pytest -n $(FAST_WORKERS) --timeout 60 \
+		-m "not (uvicorn or browser or reliability or soak or postgres)" $(PYTEST_ARGS)
 
 ## Reliability tests in their soak form: 60 s of load per load test (CI runs a short form).
 soak: install
@@ -44,12 +52,13 @@ bench-smoke: install
 
 ## The console's screenshots in docs/screenshots (a demo database, headless Chromium).
 screenshots: install
-	PYTHONPATH=. $(PY) docs/screenshots/make_screenshots.py  # it reuses tests/console's browser
+	$(PY) -m scripts.make_screenshots  # Chromium as the console's browser tests start it
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/agent-runtime makemigrations --check
 
 format: install

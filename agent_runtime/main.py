@@ -32,6 +32,7 @@ from agent_runtime.api.routes import (
 from agent_runtime.config import Settings, get_settings, unknown_variables
 from agent_runtime.console import PREFIX as CONSOLE_PREFIX
 from agent_runtime.console import install_console
+from agent_runtime.core.metrics_collect import running_metrics
 from agent_runtime.core.retention_task import periodic_retention
 from agent_runtime.db.config import database_url, direct_database_url, tortoise_config
 from agent_runtime.db.errors import is_database_unavailable
@@ -39,7 +40,6 @@ from agent_runtime.db.migrations import ensure_schema
 from agent_runtime.errors import MigrationFileError, SchemaOutOfDateError
 from agent_runtime.events.hub import running_hub
 from agent_runtime.observability import logs
-from agent_runtime.observability.collect import running_metrics
 from agent_runtime.services.message_cache import message_cache
 
 __all__ = ["app", "create_app"]
@@ -99,12 +99,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running_metrics(db.dialect),
     ):
         app.state.hub = hub
+        logger.info("database %s: connected", db.display())
         # What start-up built (modules, the app, pydantic's validators: some 10^5
         # objects) lives as long as the process: keep it out of every full
         # collection, so the collector's pauses scale with the live data only.
         gc.collect()
         gc.freeze()
         yield
+    logger.info("database %s: connections closed", db.display())
 
 
 class _App(FastAPI):
@@ -125,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database_url(settings)
-    message_cache.max_messages = settings.message_cache_size
+    message_cache.configure(settings)
     install_error_handlers(app)
     add_message_schemas(app)
     for module in (sessions, agent_contexts, approvals, approval_runs, events, maintenance, health):

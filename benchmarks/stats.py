@@ -1,35 +1,28 @@
-"""Timing summaries and the adaptive repetition rule shared by the workloads."""
+"""The timing summary of the repeated-operation workloads and the adaptive repetition
+rule they share (the median and percentiles themselves: harness/latency.py)."""
 
 from __future__ import annotations
 
-import math
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.latency import latency_ms
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of unsorted `values`."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+__all__ = ["Budget", "summarize"]
 
 
 def summarize(seconds: Sequence[float]) -> dict[str, Any]:
-    """Milliseconds: median, p50 (= median), p99, mean, min, max, and the sample count."""
+    """Milliseconds: median, p99, mean, min, max; the sample count and the operations
+    per second of timed work."""
     if not seconds:
         return {"n": 0}
-    ms = [s * 1000 for s in seconds]
+    total = sum(seconds)
     return {
-        "n": len(ms),
-        "median_ms": statistics.median(ms),
-        "p99_ms": percentile(ms, 99),
-        "mean_ms": statistics.fmean(ms),
-        "min_ms": min(ms),
-        "max_ms": max(ms),
-        "ops_per_s": len(ms) / (sum(ms) / 1000) if sum(ms) else None,
+        "n": len(seconds),
+        **latency_ms(seconds, "median", "p99", "mean", "min", "max"),
+        "ops_per_s": len(seconds) / total if total else None,
     }
 
 

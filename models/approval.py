@@ -1,31 +1,15 @@
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
 
+from models.enums import DECISIONS, OUTCOMES, RUN_STATUSES, ApprovalStatus
 from models.limits import ENUM_MAX, ID_MAX, NAME_MAX
 
-
-class ApprovalStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"  # set by retention, never by a decision
-    CLAIMED = "claimed"  # approved, and taken by the one caller that runs the tool
-    EXECUTED = "executed"  # the claim's holder reported the tool ran
-    FAILED = "failed"  # the claim's holder reported the tool failed
-
-
-# What a person (or the legacy `update_approval_status`) may set.
-DECISIONS = frozenset({ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.CANCELLED})
-# What the holder of a claim reports.
-OUTCOMES = frozenset({ApprovalStatus.EXECUTED, ApprovalStatus.FAILED})
-# Past the decision: the tool is being run or has run; no decision changes these.
-RUN_STATUSES = frozenset({ApprovalStatus.CLAIMED, *OUTCOMES})
+# The enums' first home was here: importing them from this module still works.
+__all__ = ["DECISIONS", "OUTCOMES", "RUN_STATUSES", "ApprovalStatus", "PendingApproval"]
 
 
 class PendingApproval(Model):

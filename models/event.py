@@ -1,24 +1,14 @@
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
 
+from models.enums import EventType
 from models.limits import ENUM_MAX, ID_MAX, NAME_MAX
 
-
-class EventType(StrEnum):
-    APPROVAL_CREATED = "approval.created"
-    APPROVAL_DECIDED = "approval.decided"  # approved or rejected
-    APPROVAL_CANCELLED = "approval.cancelled"
-    APPROVAL_EXPIRED = "approval.expired"
-    APPROVAL_CLAIMED = "approval.claimed"  # also a re-claim after the lease ran out
-    APPROVAL_EXECUTED = "approval.executed"
-    APPROVAL_FAILED = "approval.failed"
-    APPROVAL_DELETED = "approval.deleted"
-    SESSION_SAVED = "session.saved"
+__all__ = ["Event", "EventType"]
 
 
 class Event(Model):

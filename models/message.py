@@ -1,22 +1,17 @@
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
 
+from models.enums import MessageRole
 from models.limits import ENUM_MAX, NAME_MAX
+
+__all__ = ["Message", "MessageRole"]
 
 if TYPE_CHECKING:
     from models.session import Session
-
-
-class MessageRole(StrEnum):
-    USER = "user"
-    ASSISTANT = "assistant"
-    SYSTEM = "system"
-    TOOL = "tool"
 
 
 class Message(Model):

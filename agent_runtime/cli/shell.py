@@ -20,9 +20,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 import click
+from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.cli._common import connected, one_line_errors, settings_and_database
+from agent_runtime.db.migration_files import APP_LABEL
 from agent_runtime.db.urls import DatabaseURL
 
 __all__ = ["shell"]
@@ -32,11 +34,15 @@ FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 
 
 def _namespace(db: Any) -> dict[str, Any]:
+    """`db`, `services`, the enums and constants `models` exports, and, like Django's
+    shell, every model Tortoise registered for the app (a new model needs no edit here)."""
     import models
-    from agent_runtime.services import database as services
+    from agent_runtime import service_api
 
-    names = {name: getattr(models, name) for name in models.__all__}
-    return {"__name__": "__main__", "db": db, "services": services, **names}
+    apps = Tortoise.apps
+    registered = dict(apps.items()).get(APP_LABEL, {}) if apps is not None else {}
+    exported = {name: getattr(models, name) for name in models.__all__}
+    return {"__name__": "__main__", "db": db, "services": service_api, **exported, **registered}
 
 
 def _print_user_traceback(exc: BaseException, filename: str) -> None:
@@ -140,9 +146,10 @@ def _interactive(database: DatabaseURL) -> None:
 def shell(command: str | None = None) -> None:
     """Python with top-level `await`, connected to AGENT_RUNTIME__DB_URL.
 
-    The namespace has every model by class name (Session, Message, AgentContext,
-    AgentSwitch, PendingApproval) and the enums (ApprovalStatus, MessageRole),
-    `services` (agent_runtime.services.database) and `db` (the connection).
+    The namespace has every model Tortoise registered, by class name (Session,
+    Message, AgentContext, PendingApproval, ..., and Aerich's), the enums
+    (ApprovalStatus, MessageRole, ...), `services` (agent_runtime.service_api) and
+    `db` (the connection).
     Interactive on a terminal; otherwise runs stdin (or CODE) as one script,
     exiting 1 with its traceback if it raises:
 

@@ -27,7 +27,7 @@ from agent_runtime.schemas.sessions import MessageItemRead, SessionStatsRead, Se
 __all__ = ["AsyncAgentRuntimeClient"]
 
 T = TypeVar("T")
-DEFAULT_TIMEOUT = 70.0  # above the longest wait (60 s)
+DEFAULT_TIMEOUT = core.DEFAULT_TIMEOUT
 
 
 def headers(api_key: str | None) -> dict[str, str]:
@@ -298,7 +298,8 @@ class AsyncAgentRuntimeClient:
         return await self.send(core.update_approval_status(call_id, status))
 
     async def wait_for_decision(self, call_id: str, timeout: float = 30.0) -> ApprovalRead:  # noqa: ASYNC109
-        """The approval once decided, or at the timeout (0-60 s) still `pending`."""
+        """The approval once decided, or at the timeout (at most MAX_WAIT_SECONDS)
+        still `pending`."""
         return await self.send(core.wait_for_decision(call_id, timeout))
 
     async def claim(self, call_id: str, *, claimed_by: str | None = None) -> ApprovalClaimRead:

@@ -25,6 +25,7 @@ from agent_runtime.errors import (
 )
 from agent_runtime.schemas.agent_contexts import AgentContextRead, AgentSwitchRead
 from agent_runtime.schemas.approvals import (
+    MAX_WAIT_SECONDS,
     ApprovalClaimRead,
     ApprovalEventRead,
     ApprovalRead,
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+# Seconds; above the longest answer the server takes to give (a wait for a decision).
+DEFAULT_TIMEOUT = MAX_WAIT_SECONDS + 10
 M = TypeVar("M", bound=BaseModel)
 
 _RETRY_STATUS = 503

@@ -1,6 +1,6 @@
 """`AgentRuntimeClient`: the sync twin of `AsyncAgentRuntimeClient`, over an `httpx.Client`.
 
-GENERATED from _async.py by `python -m tests.client.unasync`: edit _async.py. Requests
+GENERATED from _async.py by `python -m scripts.unasync`: edit _async.py. Requests
 are built and answers read in `_core`; this only sends."""
 
 from __future__ import annotations
@@ -290,7 +290,8 @@ class AgentRuntimeClient:
         return self.send(core.update_approval_status(call_id, status))
 
     def wait_for_decision(self, call_id: str, timeout: float = 30.0) -> ApprovalRead:
-        """The approval once decided, or at the timeout (0-60 s) still `pending`."""
+        """The approval once decided, or at the timeout (at most MAX_WAIT_SECONDS)
+        still `pending`."""
         return self.send(core.wait_for_decision(call_id, timeout))
 
     def claim(self, call_id: str, *, claimed_by: str | None = None) -> ApprovalClaimRead:

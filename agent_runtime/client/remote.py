@@ -1,31 +1,35 @@
 """`RemoteDatabaseService`: the legacy `DatabaseService` methods over the REST API.
 
 Same names, arguments and return shapes as the in-process service; the leading
-`db` argument is accepted and ignored, datetimes come back timezone-aware.
+`db` argument is accepted and ignored, datetimes come back timezone-aware. Beyond
+the legacy methods, the ones an integration needs to run approved tool calls
+(`put_agent_context`, `create_approval`, `wait_for_decision`, `claim_approval`,
+`report_result`), so code written against `DatabaseService` runs remote unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from agent_runtime.api.pagination import encode_cursor
 from agent_runtime.client._async import DEFAULT_TIMEOUT, AsyncAgentRuntimeClient
-from agent_runtime.client._core import session_approvals, update_session
+from agent_runtime.client._core import Call, create_approval, session_approvals, update_session
 from agent_runtime.errors import ConflictError, NotFoundError
-from agent_runtime.schemas.approvals import ApprovalIn
+from agent_runtime.schemas.approvals import MAX_WAIT_SECONDS, ApprovalIn, ApprovalRead
+from agent_runtime.schemas.cursors import encode_cursor
 from agent_runtime.schemas.sessions import MessageIn
 from agent_runtime.schemas.types import UTCDateTime
-from agent_runtime.services._common import (
+from agent_runtime.schemas.validation import (
     lookup_id,
+    require_decision,
     require_id,
     require_non_negative_number,
     require_positive_int,
     validate,
 )
-from agent_runtime.services.approvals import require_decision
 
 __all__ = ["RemoteDatabaseService"]
 
@@ -160,6 +164,29 @@ class RemoteDatabaseService:
         switch_count: int,
     ) -> None:
         """Does nothing when the session is unknown or deleted, as in-process."""
+        await self.put_agent_context(
+            db,
+            session_id,
+            current_agent,
+            agent_history,
+            metadata,
+            created_at,
+            last_switch_at,
+            switch_count,
+        )
+
+    async def put_agent_context(
+        self,
+        db: Any,
+        session_id: str,
+        current_agent: str,
+        agent_history: list[dict[str, Any]],
+        metadata: dict[str, Any] | None,
+        created_at: datetime,
+        last_switch_at: datetime | None,
+        switch_count: int,
+    ) -> bool:
+        """`save_agent_context` that tells whether the session existed (and so was saved)."""
         try:
             await self.client.put_agent_context(
                 session_id,
@@ -171,7 +198,8 @@ class RemoteDatabaseService:
                 switch_count=switch_count,
             )
         except NotFoundError:
-            return
+            return False
+        return True
 
     async def load_agent_context(self, db: Any, session_id: str) -> dict[str, Any] | None:
         try:
@@ -258,3 +286,49 @@ class RemoteDatabaseService:
         lookup_id(call_id, "call_id")
         decision = require_decision(status)  # refused here with the in-process message
         return await self.client.update_approval_status(call_id, decision.value)
+
+    # --- running approved calls (beyond the legacy API) ------------------------------
+
+    async def create_approval(
+        self,
+        db: Any,
+        session_id: str,
+        call_id: str,
+        tool_name: str,
+        arguments: dict[str, Any],
+        reason: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """(the stored approval, whether this request created it: 201, not 200);
+        `ConflictError` for other content under a recorded `call_id`."""
+        call = create_approval(session_id, call_id, tool_name, arguments, reason)
+        parse = call.parse
+        with_status: Call[tuple[ApprovalRead, bool]] = Call(
+            **{**vars(call), "parse": lambda r: (parse(r), r.status_code == 201)}
+        )
+        approval, created = await self.client.send(with_status)
+        return approval.model_dump(), created
+
+    async def wait_for_decision(self, call_id: str, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109
+        """As in-process: the approval once decided, or after `timeout` seconds (then
+        still `pending`). One REST wait lasts at most MAX_WAIT_SECONDS: longer ones
+        are a loop of them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = max(0.0, deadline - loop.time())
+            approval = await self.client.wait_for_decision(call_id, min(left, MAX_WAIT_SECONDS))
+            if approval.status != "pending" or left <= MAX_WAIT_SECONDS:
+                return approval.model_dump()
+
+    async def claim_approval(
+        self, db: Any, call_id: str, *, claimed_by: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """(claim token, the approval); the lease is the server's setting."""
+        claim = await self.client.claim(call_id, claimed_by=claimed_by)
+        return claim.claim_token, claim.model_dump(exclude={"claim_token"})
+
+    async def report_result(
+        self, db: Any, call_id: str, claim_token: str, status: str, result: Any = None
+    ) -> dict[str, Any]:
+        approval = await self.client.report_result(call_id, claim_token, status, result)
+        return approval.model_dump()

@@ -14,7 +14,8 @@ from starlette.responses import Response
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.core.dependencies import DBSession
-from agent_runtime.services.console_sessions import ConsoleLogin, console_login, signing_keys
+from agent_runtime.services import console_sessions as console_session_service
+from agent_runtime.services.console_sessions import ConsoleLogin
 
 __all__ = [
     "COOKIE",
@@ -56,7 +57,7 @@ class _Keys:
 
     async def signer(self, db: BaseDBAsyncClient, *, fresh: bool = False) -> TimestampSigner:
         if fresh or not self.keys or time.monotonic() - self.read_at > _KEYS_TTL:
-            self.keys = await signing_keys(db)
+            self.keys = await console_session_service.signing_keys(db)
             self.read_at = time.monotonic()
         return TimestampSigner(self.keys, salt=_SALT)  # the last key signs, all verify
 
@@ -93,7 +94,7 @@ async def session_token(request: Request, db: BaseDBAsyncClient) -> str | None:
 async def login_from_cookie(request: Request, db: BaseDBAsyncClient) -> ConsoleLogin:
     """The reviewer whose live session the cookie names; `LoginRequiredError` if none."""
     token = await session_token(request, db)
-    login = await console_login(db, token) if token else None
+    login = await console_session_service.console_login(db, token) if token else None
     if login is None:
         raise LoginRequiredError
     request.state.console_login = login

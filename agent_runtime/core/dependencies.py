@@ -14,8 +14,8 @@ from tortoise.transactions import in_transaction
 from agent_runtime.config import Settings
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.events.hub import EventHub
+from agent_runtime.service_api import DatabaseService
 from agent_runtime.services._common import request_transaction
-from agent_runtime.services.database import DatabaseService
 
 __all__ = [
     "AppSettings",

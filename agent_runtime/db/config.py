@@ -6,13 +6,12 @@ from dataclasses import replace
 from typing import Any
 
 from agent_runtime.config import Settings, get_settings
+from agent_runtime.db.migration_files import APP_LABEL, check_migration_files
 from agent_runtime.db.urls import DatabaseURL, parse_db_url
 from agent_runtime.errors import AgentRuntimeError, ConfigurationError
 
 # and the lazy TORTOISE_ORM
 __all__ = ["APP_LABEL", "database_url", "direct_database_url", "tortoise_config"]
-
-APP_LABEL = "models"
 
 
 def database_url(settings: Settings | None = None, url: str | None = None) -> DatabaseURL:
@@ -71,9 +70,6 @@ def _for_aerich() -> dict[str, Any]:
     `Error: ...` line with exit code 1 (anything else would be a traceback).
     """
     import asyncclick
-
-    # Imported here: agent_runtime.db.migrations imports this module.
-    from agent_runtime.db.migrations import check_migration_files
 
     aerich = asyncclick.get_current_context(silent=True)
     try:

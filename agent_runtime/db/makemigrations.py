@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import re
 import shutil
@@ -24,11 +23,15 @@ import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 
 from aerich.utils import decompress_dict
 
-from agent_runtime.db.migrations import check_migration_files, migration_files
+from agent_runtime.db.migration_files import (
+    APP_LABEL,
+    check_migration_files,
+    load_migration,
+    migration_files,
+)
 from agent_runtime.errors import AgentRuntimeError, InvalidInputError, MigrationFileError
 
 __all__ = [
@@ -45,7 +48,6 @@ DIALECT_URLS = {
     "sqlite": "sqlite:///:memory:",
     "postgres": "postgresql://offline@127.0.0.1:9/offline",
 }
-APP = "models"
 # A statement, not just a comment: asyncpg fails on SQL that is only comments.
 _NOTHING = "SELECT 1;  -- nothing to do on this dialect"
 
@@ -117,16 +119,8 @@ MODELS_STATE = {state}
 '''
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _generate(dialect: str, location: Path, name: str) -> Path | None:
-    before = set((location / APP).glob("*.py"))
+    before = set((location / APP_LABEL).glob("*.py"))
     result = subprocess.run(
         [sys.executable, "-c", _GENERATE, DIALECT_URLS[dialect], str(location), name],
         capture_output=True,
@@ -135,7 +129,7 @@ def _generate(dialect: str, location: Path, name: str) -> Path | None:
     )
     if result.returncode != 0:
         raise SystemExit(f"aerich failed for {dialect}:\n{result.stderr.strip()}")
-    new = set((location / APP).glob("*.py")) - before
+    new = set((location / APP_LABEL).glob("*.py")) - before
     return new.pop() if new else None
 
 
@@ -161,7 +155,7 @@ def _drop_tables_sql(upgrade_sql: str) -> str:
 
 def merge(files: dict[str, Path]) -> tuple[str, str]:
     """Merge per-dialect Aerich files into one migration; return (file name, source)."""
-    modules = {dialect: _load(path) for dialect, path in files.items()}
+    modules = {dialect: load_migration(path) for dialect, path in files.items()}
     states = {d: decompress_dict(m.MODELS_STATE) for d, m in modules.items()}
     if len({json.dumps(s, sort_keys=True, default=str) for s in states.values()}) != 1:
         raise SystemExit("Aerich produced different model states per dialect; not merging")
@@ -217,7 +211,7 @@ def generate(name: str, location: Path) -> tuple[str, str] | None:
             copy = Path(tmp, dialect)
             if location.exists():
                 shutil.copytree(location, copy, ignore=shutil.ignore_patterns("__pycache__"))
-            (copy / APP).mkdir(parents=True, exist_ok=True)
+            (copy / APP_LABEL).mkdir(parents=True, exist_ok=True)
             new = _generate(dialect, copy, name)
             if new is None:
                 return None
@@ -230,7 +224,7 @@ def write_migration(name: str, location: Path) -> Path | None:
     made = generate(name, location)
     if made is None:
         return None
-    target = location / APP / made[0]
+    target = location / APP_LABEL / made[0]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(made[1], encoding="utf-8")
     return target
@@ -248,9 +242,9 @@ def write_empty(name: str, location: Path) -> Path:
     number = int(last.split("_", 1)[0]) + 1
     # Aerich's own naming: <number>_<local timestamp>_<name>.py
     file_name = f"{number}_{datetime.now():%Y%m%d%H%M%S}_{name}.py"
-    state = _load(location / APP / last).MODELS_STATE
+    state = load_migration(location / APP_LABEL / last).MODELS_STATE
     sql = {dialect: dict(_PLACEHOLDERS) for dialect in DIALECT_URLS}
-    target = location / APP / file_name
+    target = location / APP_LABEL / file_name
     target.write_text(_source(file_name, _HAND_WRITTEN, sql, state), encoding="utf-8")
     return target
 

@@ -21,6 +21,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.db.urls import DatabaseURL
+from agent_runtime.events.listener import listen_forever
 from agent_runtime.observability.metrics import EVENT_STREAM_CLIENTS, WAITERS
 from agent_runtime.services.events import last_event_id, on_event_recorded, read_events
 
@@ -168,8 +169,6 @@ class EventHub:
         if self.serving:
             self._tasks.append(asyncio.create_task(self._watch_shutdown(), name="event-hub-exit"))
         if self.listen_on is not None:
-            from agent_runtime.events.listener import listen_forever
-
             self._tasks.append(asyncio.create_task(listen_forever(self), name="event-listener"))
         else:
             # SQLite: a local write's event is readable once its transaction ends

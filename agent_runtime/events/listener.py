@@ -15,16 +15,15 @@ import asyncio
 import logging
 import secrets
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncpg
+from tortoise.backends.base.client import BaseDBAsyncClient
 
+from agent_runtime.db.urls import DatabaseURL
 from models.queries.events import NOTIFY_CHANNEL
 
-if TYPE_CHECKING:
-    from agent_runtime.events.hub import EventHub
-
-__all__ = ["SELF_TEST_SECONDS", "listen_forever"]
+__all__ = ["SELF_TEST_SECONDS", "Listening", "listen_forever"]
 
 logger = logging.getLogger("agent_runtime.events")
 
@@ -33,7 +32,20 @@ _CHECK_SECONDS = 5.0  # how often the idle connection is checked
 _RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)  # reconnect back-off: back within 2 s of the database
 
 
-async def _self_test(hub: EventHub, arrived: dict[str, asyncio.Event]) -> bool:
+class Listening(Protocol):
+    """What the listener needs of the hub it wakes (the hub imports the listener, not
+    the other way round)."""
+
+    listen_on: DatabaseURL | None
+    listening: bool  # set here while notifications arrive
+    poll_seconds: float
+
+    def connection(self) -> BaseDBAsyncClient: ...
+
+    def poke(self) -> None: ...
+
+
+async def _self_test(hub: Listening, arrived: dict[str, asyncio.Event]) -> bool:
     token = f"self-test:{secrets.token_hex(8)}"
     arrived[token] = asyncio.Event()
     try:
@@ -47,7 +59,7 @@ async def _self_test(hub: EventHub, arrived: dict[str, asyncio.Event]) -> bool:
         del arrived[token]
 
 
-async def listen_forever(hub: EventHub) -> None:
+async def listen_forever(hub: Listening) -> None:
     assert hub.listen_on is not None
     arrived: dict[str, asyncio.Event] = {}
     tested = False

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 
 from agent_runtime.config import get_settings
 from agent_runtime.db.config import direct_database_url
+from agent_runtime.db.connection import current_database
 from agent_runtime.events.hub import EventHub, current_hub, running_hub
 
 __all__ = ["service_api_hub", "stop_service_api_hub"]
@@ -33,8 +34,6 @@ async def service_api_hub() -> EventHub:
 
 async def _start() -> EventHub:
     global _stack
-    from agent_runtime.services.database import current_database
-
     db = current_database()
     settings = get_settings()
     await stop_service_api_hub()  # one started on another event loop

@@ -8,13 +8,13 @@ from typing import Any
 
 from agent_runtime.errors import InvalidInputError, NotFoundError
 from agent_runtime.events.hub import EventHub, current_hub
-from agent_runtime.services._common import DB, lookup_id
+from agent_runtime.schemas.approvals import MAX_WAIT_SECONDS
+from agent_runtime.schemas.validation import lookup_id
+from agent_runtime.services._common import DB
 from agent_runtime.services.approvals import get_approval
 from models import ApprovalStatus
 
 __all__ = ["MAX_WAIT_SECONDS", "wait_for_decision"]
-
-MAX_WAIT_SECONDS = 60.0  # over REST; a longer wait is a loop of these
 
 
 async def wait_for_decision(

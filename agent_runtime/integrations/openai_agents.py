@@ -5,7 +5,7 @@ Install with the extra: ``pip install 'agent-runtime[openai-agents]'``.
 ```python
 from agents import Agent, Runner
 from agent_runtime.integrations.openai_agents import AgentRuntimeSession
-from agent_runtime.services.database import init_database
+from agent_runtime.service_api import init_database
 
 await init_database("sqlite:///data/agent_runtime.db")
 result = await Runner.run(agent, "Hi", session=AgentRuntimeSession("conversation-1"))
@@ -30,13 +30,16 @@ import asyncio
 import copy
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from agent_runtime.config import get_settings
+from agent_runtime import service_api as store
+from agent_runtime.client.remote import RemoteDatabaseService
 from agent_runtime.errors import ConflictError, NotFoundError, PreconditionFailedError
-from agent_runtime.services import database as store
 from agent_runtime.services.messages import stored_messages
 from agent_runtime.timeutils import utc_now
+from models.enums import APPROVED_OR_LATER, ApprovalStatus
 
 if TYPE_CHECKING:
     from agents import Agent, RunResult
@@ -278,8 +281,6 @@ class AgentRuntimeSession:
 
 # The agent context metadata key holding the paused run's serialised `RunState`.
 RUN_STATE_KEY = "openai_agents_run_state"
-# Approvals to claim: approved, or claimed / run (the claim then tells who runs it).
-_APPROVED = frozenset({"approved", "claimed", "executed", "failed"})
 
 
 def _arguments(raw: str | None) -> dict[str, Any]:
@@ -292,158 +293,68 @@ def _arguments(raw: str | None) -> dict[str, Any]:
 
 
 class _Service(Protocol):
-    """The service calls the approval helpers make; approvals and agent contexts come
-    back as plain dicts. `_LocalService`: the service API in this process;
-    `_RemoteService`: a remote agent-runtime over REST."""
+    """What the approval helpers call: `DatabaseService` (in this process, `db` its
+    connection) and `RemoteDatabaseService` (over REST, `db` ignored) both are one."""
 
-    async def load_context(self, session_id: str) -> dict[str, Any] | None: ...
+    async def load_agent_context(self, db: Any, session_id: str) -> dict[str, Any] | None: ...
 
-    async def put_context(self, session_id: str, context: Mapping[str, Any]) -> None:
-        """Save the context (`LookupError` if the session does not exist)."""
+    async def put_agent_context(
+        self,
+        db: Any,
+        session_id: str,
+        current_agent: str,
+        agent_history: list[dict[str, Any]],
+        metadata: dict[str, Any] | None,
+        created_at: datetime,
+        last_switch_at: datetime | None,
+        switch_count: int,
+    ) -> bool: ...
 
     async def create_approval(
         self,
+        db: Any,
         session_id: str,
         call_id: str,
         tool_name: str,
         arguments: dict[str, Any],
-        reason: str | None,
-    ) -> None: ...
+        reason: str | None = None,
+    ) -> tuple[dict[str, Any], bool]: ...
 
-    async def wait_for_decision(self, call_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
-        """The approval once decided, or after `timeout` seconds (then `pending`)."""
+    async def wait_for_decision(self, call_id: str, timeout: float = 30.0) -> dict[str, Any]: ...  # noqa: ASYNC109
 
-    async def claim(self, call_id: str, claimed_by: str | None) -> str:
-        """The claim token (`ConflictError` if someone else holds the call, or it ran)."""
+    async def claim_approval(
+        self, db: Any, call_id: str, *, claimed_by: str | None = None
+    ) -> tuple[str, dict[str, Any]]: ...
 
-    async def report(self, call_id: str, token: str, status: str, result: Any) -> None: ...
-
-
-class _LocalService:
-    """The service API in this process (`init_database` first); claims last
-    `AGENT_RUNTIME__CLAIM_LEASE_SECONDS`, as the REST API's."""
-
-    async def load_context(self, session_id: str) -> dict[str, Any] | None:
-        return await store.load_agent_context(store.get_connection(), session_id)
-
-    async def put_context(self, session_id: str, context: Mapping[str, Any]) -> None:
-        saved = await store.put_agent_context(
-            store.get_connection(),
-            session_id,
-            context["current_agent"],
-            context["agent_history"],
-            context["metadata"],
-            context["created_at"],
-            context["last_switch_at"],
-            context["switch_count"],
-        )
-        if not saved:
-            raise LookupError(f"session {session_id!r} does not exist (or is deleted)")
-
-    async def create_approval(
-        self,
-        session_id: str,
-        call_id: str,
-        tool_name: str,
-        arguments: dict[str, Any],
-        reason: str | None,
-    ) -> None:
-        await store.create_approval(
-            store.get_connection(), session_id, call_id, tool_name, arguments, reason
-        )
-
-    async def wait_for_decision(self, call_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
-        return await store.wait_for_decision(call_id, timeout)
-
-    async def claim(self, call_id: str, claimed_by: str | None) -> str:
-        token, _ = await store.claim_approval(
-            store.get_connection(),
-            call_id,
-            claimed_by=claimed_by,
-            lease_seconds=get_settings().claim_lease_seconds,
-        )
-        return token
-
-    async def report(self, call_id: str, token: str, status: str, result: Any) -> None:
-        await store.report_result(store.get_connection(), call_id, token, status, result)
+    async def report_result(
+        self, db: Any, call_id: str, claim_token: str, status: str, result: Any = None
+    ) -> dict[str, Any]: ...
 
 
-# The longest single wait the REST API answers (seconds).
-_MAX_REMOTE_WAIT = 60.0
+@dataclass(frozen=True)
+class _Store:
+    """A session's service, the `db` to pass it, and the session id."""
+
+    service: _Service
+    db: Any
+    session_id: str
 
 
-class _RemoteService:
-    """A remote agent-runtime over REST (its claim lease is the server's setting)."""
-
-    def __init__(self, client: AsyncAgentRuntimeClient) -> None:
-        self.client = client
-
-    async def load_context(self, session_id: str) -> dict[str, Any] | None:
-        try:
-            context = await self.client.get_agent_context(session_id)
-        except NotFoundError:
-            return None
-        return context.model_dump(mode="json")
-
-    async def put_context(self, session_id: str, context: Mapping[str, Any]) -> None:
-        try:
-            await self.client.put_agent_context(
-                session_id,
-                context["current_agent"],
-                agent_history=context["agent_history"],
-                metadata=context["metadata"],
-                created_at=context["created_at"],
-                last_switch_at=context["last_switch_at"],
-                switch_count=context["switch_count"],
-            )
-        except NotFoundError:
-            raise LookupError(f"session {session_id!r} does not exist (or is deleted)") from None
-
-    async def create_approval(
-        self,
-        session_id: str,
-        call_id: str,
-        tool_name: str,
-        arguments: dict[str, Any],
-        reason: str | None,
-    ) -> None:
-        await self.client.create_approval(session_id, call_id, tool_name, arguments, reason=reason)
-
-    async def wait_for_decision(self, call_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
-        # One REST wait lasts at most _MAX_REMOTE_WAIT seconds: wait again until `timeout`.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            left = max(0.0, deadline - loop.time())
-            approval = await self.client.wait_for_decision(call_id, min(left, _MAX_REMOTE_WAIT))
-            if approval.status != "pending" or left <= _MAX_REMOTE_WAIT:
-                return approval.model_dump(mode="json")
-
-    async def claim(self, call_id: str, claimed_by: str | None) -> str:
-        return (await self.client.claim(call_id, claimed_by=claimed_by)).claim_token
-
-    async def report(self, call_id: str, token: str, status: str, result: Any) -> None:
-        await self.client.report_result(call_id, token, status, result)
-
-
-def _service(session: AgentRuntimeSession | str) -> tuple[_Service, str]:
-    """The service of `session` (a session id: this process's) and its session id."""
+def _store(session: AgentRuntimeSession | str) -> _Store:
+    """Where `session` lives (a session id: in this process)."""
     if isinstance(session, str):
-        return _LocalService(), session
+        return _Store(store.DatabaseService(), store.get_connection(), session)
     if session.client is None:
-        return _LocalService(), session.session_id
-    return _RemoteService(session.client), session.session_id
+        return _Store(store.DatabaseService(), store.get_connection(), session.session_id)
+    return _Store(RemoteDatabaseService(client=session.client), None, session.session_id)
 
 
 async def _store_run_state(
-    service: _Service,
-    session_id: str,
-    state: dict[str, Any] | None,
-    agent_name: str = "openai-agents",
+    where: _Store, state: dict[str, Any] | None, agent_name: str = "openai-agents"
 ) -> None:
     """Keep (or with None, drop) the paused run's state in the session's agent context
     metadata, leaving the rest of the context as it was."""
-    context = await service.load_context(session_id)
+    context = await where.service.load_agent_context(where.db, where.session_id)
     if context is None:
         if state is None:
             return
@@ -463,15 +374,26 @@ async def _store_run_state(
         del metadata[RUN_STATE_KEY]
     else:
         metadata[RUN_STATE_KEY] = state
-    await service.put_context(session_id, {**context, "metadata": metadata})
+    saved = await where.service.put_agent_context(
+        where.db,
+        where.session_id,
+        context["current_agent"],
+        context["agent_history"],
+        metadata,
+        context["created_at"],
+        context["last_switch_at"],
+        context["switch_count"],
+    )
+    if not saved:
+        raise LookupError(f"session {where.session_id!r} does not exist (or is deleted)")
 
 
 async def load_run_state(session: AgentRuntimeSession | str) -> dict[str, Any] | None:
     """The serialised `RunState` of the session's paused run (`RunState.to_json()`),
     or None when no run is waiting for approvals. `session`: an `AgentRuntimeSession`
     (in-process or over REST, as it is built), or a session id (in-process)."""
-    service, session_id = _service(session)
-    context = await service.load_context(session_id)
+    where = _store(session)
+    context = await where.service.load_agent_context(where.db, where.session_id)
     if context is None:
         return None
     state = (context["metadata"] or {}).get(RUN_STATE_KEY)
@@ -488,17 +410,17 @@ async def submit_interruptions(
 
     `session`: an `AgentRuntimeSession` (in-process, or over REST when built with
     `client=`), or a session id (in-process)."""
-    service, session_id = _service(session)
+    where = _store(session)
     state = result.to_state()
     # The state first: an approval a reviewer can see always has a run to resume.
-    await _store_run_state(service, session_id, state.to_json(), result.last_agent.name)
+    await _store_run_state(where, state.to_json(), result.last_agent.name)
     call_ids = []
     for item in result.interruptions:
         call_id = item.call_id
         if call_id is None:
             raise ValueError(f"tool approval item without a call id: {item!r}")
-        await service.create_approval(
-            session_id, call_id, item.name or "", _arguments(item.arguments), reason
+        await where.service.create_approval(
+            where.db, where.session_id, call_id, item.name or "", _arguments(item.arguments), reason
         )
         call_ids.append(call_id)
     return call_ids
@@ -529,7 +451,8 @@ async def resume_run(
     from agents import Runner, RunState
     from agents.items import ToolCallOutputItem
 
-    service, _ = _service(session)
+    where = _store(session)
+    service = where.service
     data = await load_run_state(session)
     if data is None:
         return None
@@ -540,15 +463,17 @@ async def resume_run(
         assert call_id is not None
         approval = await service.wait_for_decision(call_id, timeout)
         status = approval["status"]
-        if status == "pending":
+        if status == ApprovalStatus.PENDING:
             raise TimeoutError(f"approval {call_id!r} is still pending after {timeout}s")
-        if status in _APPROVED and approval["edited_arguments"] is None:
+        if status in APPROVED_OR_LATER and approval["edited_arguments"] is None:
             try:
-                claims[call_id] = await service.claim(call_id, claimed_by)
+                claims[call_id], _ = await service.claim_approval(
+                    where.db, call_id, claimed_by=claimed_by
+                )
             except ConflictError:
                 return None  # claimed by another process (whose lease holds), or already run
             state.approve(item)
-        elif status in _APPROVED:
+        elif status in APPROVED_OR_LATER:
             edited = json.dumps(approval["edited_arguments"], ensure_ascii=False)
             state.reject(
                 item,
@@ -562,9 +487,9 @@ async def resume_run(
     try:
         result = await Runner.run(agent, state, session=session, **run_kwargs)
     except BaseException:
-        await _store_run_state(service, session.session_id, None)
+        await _store_run_state(where, None)
         for call_id, token in claims.items():
-            await service.report(call_id, token, "failed", None)
+            await service.report_result(where.db, call_id, token, ApprovalStatus.FAILED)
         raise
     outputs = {
         item.raw_item.get("call_id") if isinstance(item.raw_item, dict) else None: item
@@ -573,16 +498,17 @@ async def resume_run(
     }
     for call_id, token in claims.items():
         output = outputs.get(call_id)
-        await service.report(
+        await service.report_result(
+            where.db,
             call_id,
             token,
-            "executed" if output is not None else "failed",
+            ApprovalStatus.EXECUTED if output is not None else ApprovalStatus.FAILED,
             _json_result(output.output) if output is not None else None,
         )
     if result.interruptions:
         await submit_interruptions(result, session)
     else:
-        await _store_run_state(service, session.session_id, None)
+        await _store_run_state(where, None)
     return result
 
 

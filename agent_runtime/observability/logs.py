@@ -28,6 +28,7 @@ __all__ = [
     "LogFormat",
     "RequestIdFilter",
     "TextFormatter",
+    "TortoiseLifecycleFilter",
     "install",
     "logging_config",
 ]
@@ -47,6 +48,16 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
         return True
+
+
+class TortoiseLifecycleFilter(logging.Filter):
+    """Drops Tortoise's "Tortoise-ORM started" (a dump of object reprs) and "shutdown"
+    lines: its FastAPI integration writes the shutdown line twice, and Aerich's private
+    connections (the start-up schema check) once more each, before anything started.
+    The lifespan says when the database is connected and closed instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Tortoise-ORM started", "Tortoise-ORM shutdown"))
 
 
 def _request_id(record: logging.LogRecord) -> str:
@@ -148,6 +159,9 @@ def install(log_format: LogFormat, level: str) -> None:
     (uvicorn's, the root logger's); with none on the root logger (plain uvicorn
     configures its own loggers only), give it one on stderr, so that the service's
     own lines are written too. Safe to call again."""
+    tortoise = logging.getLogger("tortoise")
+    if not any(isinstance(f, TortoiseLifecycleFilter) for f in tortoise.filters):
+        tortoise.addFilter(TortoiseLifecycleFilter())
     root = logging.getLogger()
     if not root.handlers:
         stderr = logging.StreamHandler(sys.stderr)

@@ -1,7 +1,7 @@
 """Every Prometheus metric of the service, defined once, and their text exposition.
 
 Call sites record with one line each (`CACHE_HITS.inc()`, `observe_request(...)`);
-`observability/collect.py` sets the gauges read at scrape time, and `GET /metrics`
+`core/metrics_collect.py` sets the gauges read at scrape time, and `GET /metrics`
 serves `exposition()`.
 
 Several uvicorn workers: prometheus_client keeps each process's values in

@@ -15,9 +15,10 @@ from agent_runtime.schemas.types import (
     StorableJSON,
     StorableText,
 )
-from models import ApprovalStatus, EventType
+from models.enums import ApprovalStatus, EventType
 
 __all__ = [
+    "MAX_WAIT_SECONDS",
     "ApprovalClaimCreate",
     "ApprovalClaimRead",
     "ApprovalCreate",
@@ -30,6 +31,9 @@ __all__ = [
     "ApprovalStatusRead",
     "ApprovalStatusUpdate",
 ]
+
+# The longest `GET /approvals/{call_id}/wait` (seconds); a longer wait is a loop of these.
+MAX_WAIT_SECONDS = 60.0
 
 
 class ApprovalIn(BaseModel):

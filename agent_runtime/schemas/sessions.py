@@ -14,7 +14,7 @@ from agent_runtime.schemas.types import (
     StorableText,
     UTCDateTime,
 )
-from models import MessageRole
+from models.enums import MessageRole
 from models.limits import TITLE_MAX
 
 __all__ = [

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from agent_runtime.timeutils import to_utc_datetime
-from models import DECISIONS, OUTCOMES, ApprovalStatus
+from models.enums import DECISIONS, OUTCOMES, ApprovalStatus
 from models.limits import AGENT_MAX, ID_MAX, INT_MAX, JSON_DEPTH_MAX, NAME_MAX, TITLE_MAX
 
 __all__ = [

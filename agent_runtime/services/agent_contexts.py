@@ -8,14 +8,8 @@ from datetime import datetime
 from typing import Any, cast
 
 from agent_runtime.schemas.agent_contexts import AgentContextIn, AgentSwitchIn
-from agent_runtime.services._common import (
-    DB,
-    atomic,
-    lookup_id,
-    require_id,
-    require_positive_int,
-    validate,
-)
+from agent_runtime.schemas.validation import lookup_id, require_id, require_positive_int, validate
+from agent_runtime.services._common import DB, atomic
 from agent_runtime.timeutils import as_utc, utc_now
 from models import AgentContext, AgentSwitch, Session
 

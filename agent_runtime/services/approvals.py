@@ -11,14 +11,14 @@ from tortoise.queryset import QuerySet
 
 from agent_runtime.errors import ConflictError, InvalidInputError, NotFoundError
 from agent_runtime.schemas.approvals import ApprovalIn
-from agent_runtime.schemas.types import Decision, JSONObject, Name, StorableText
-from agent_runtime.services._common import (
-    DB,
-    atomic,
+from agent_runtime.schemas.types import JSONObject, Name, StorableText
+from agent_runtime.schemas.validation import (
     lookup_id,
+    require_decision,
     require_positive_int,
     validate,
 )
+from agent_runtime.services._common import DB, atomic
 from agent_runtime.services._sql import db_datetime, json_dumps, json_loads, sql
 from agent_runtime.services.events import record_event
 from agent_runtime.timeutils import as_utc, utc_now
@@ -249,11 +249,6 @@ async def delete_pending_approval(db: DB, call_id: str) -> bool:
             session_id = str(session_ids[0])
             await record_event(conn, EventType.APPROVAL_DELETED, session_id, call_id=call_id)
     return deleted > 0
-
-
-def require_decision(status: Any) -> ApprovalStatus:
-    """A decision status (approved, rejected, cancelled), or `InvalidInputError`."""
-    return cast(ApprovalStatus, validate(Decision, status, "status"))
 
 
 _DECISION_EVENT = {

@@ -14,9 +14,11 @@ import secrets
 from datetime import timedelta
 from typing import Any, cast
 
+from agent_runtime.config import get_settings
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schemas.types import Name, Outcome, StorableJSON
-from agent_runtime.services._common import DB, atomic, lookup_id, validate
+from agent_runtime.schemas.validation import lookup_id, validate
+from agent_runtime.services._common import DB, atomic
 from agent_runtime.services._sql import json_or_none
 from agent_runtime.services.approvals import APPROVAL_FIELDS, read_approval
 from agent_runtime.services.events import record_event
@@ -65,9 +67,10 @@ def _refusal(approval: dict[str, Any], now: Any) -> str | None:
 
 
 async def claim_approval(
-    db: DB, call_id: str, *, claimed_by: str | None = None, lease_seconds: float = 300.0
+    db: DB, call_id: str, *, claimed_by: str | None = None, lease_seconds: float | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """Claim an approved call for running it: (claim token, the approval).
+    """Claim an approved call for running it: (claim token, the approval). The claim
+    holds `lease_seconds` (default: `AGENT_RUNTIME__CLAIM_LEASE_SECONDS`).
 
     Raises `ConflictError` (carrying the approval as `current`) when the call is not
     approved, is claimed by someone whose lease still holds, or already ran; a claim
@@ -84,7 +87,8 @@ async def claim_approval(
         if refusal is not None:
             raise ConflictError(refusal, current=approval)
         reclaimed = approval["status"] == ApprovalStatus.CLAIMED
-        expires = now + timedelta(seconds=lease_seconds)
+        lease = get_settings().claim_lease_seconds if lease_seconds is None else lease_seconds
+        expires = now + timedelta(seconds=lease)
         changes = {
             "status": ApprovalStatus.CLAIMED,
             "claim_token_hash": _hash(token),

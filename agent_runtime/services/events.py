@@ -12,7 +12,8 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from agent_runtime.errors import NotFoundError
-from agent_runtime.services._common import DB, lookup_id, require_positive_int, validate
+from agent_runtime.schemas.validation import lookup_id, require_positive_int, validate
+from agent_runtime.services._common import DB
 from agent_runtime.services._sql import json_or_none, sql
 from agent_runtime.timeutils import as_utc, utc_now
 from models import Event, EventType, PendingApproval

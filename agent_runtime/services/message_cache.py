@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from agent_runtime.config import Settings
 from agent_runtime.observability.metrics import MESSAGE_CACHE_HITS, MESSAGE_CACHE_MISSES
 
 __all__ = ["CachedMessages", "MessageCache", "message_cache", "new_token"]
@@ -35,10 +36,14 @@ class CachedMessages:
 class MessageCache:
     """LRU over sessions, bounded by the total number of messages held."""
 
-    def __init__(self, max_messages: int = 100_000) -> None:
+    def __init__(self, max_messages: int) -> None:
         self.max_messages = max_messages
         self._entries: OrderedDict[str, CachedMessages] = OrderedDict()
         self._size = 0
+
+    def configure(self, settings: Settings) -> None:
+        """Size the cache as `settings` say (the app and `init_database` both call this)."""
+        self.max_messages = settings.message_cache_size
 
     def get(self, session_id: str) -> CachedMessages | None:
         entry = self._entries.get(session_id)
@@ -70,4 +75,5 @@ class MessageCache:
         return self._size
 
 
-message_cache = MessageCache()
+# The setting's default until the app or `init_database` configures it.
+message_cache = MessageCache(Settings.model_fields["message_cache_size"].default)

@@ -10,7 +10,8 @@ from typing import Any
 
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.schemas.sessions import MessageIn
-from agent_runtime.services._common import DB, lookup_id, require_positive_int, validate
+from agent_runtime.schemas.validation import lookup_id, require_positive_int, validate
+from agent_runtime.services._common import DB
 from agent_runtime.services._sql import db_datetime, json_loads, json_or_none, sql
 from agent_runtime.timeutils import parse_datetime
 from models import Message, Session

@@ -8,7 +8,8 @@ from typing import Any
 
 from tortoise.expressions import F
 
-from agent_runtime.services._common import DB, atomic, require_non_negative_number
+from agent_runtime.schemas.validation import require_non_negative_number
+from agent_runtime.services._common import DB, atomic
 from agent_runtime.services.events import record_event
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.timeutils import utc_now

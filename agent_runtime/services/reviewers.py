@@ -18,7 +18,8 @@ from agent_runtime.errors import (
     UnauthorizedError,
 )
 from agent_runtime.schemas.types import RequiredName
-from agent_runtime.services._common import DB, atomic, validate
+from agent_runtime.schemas.validation import validate
+from agent_runtime.services._common import DB, atomic
 from agent_runtime.timeutils import as_utc, utc_now
 from models import ConsoleSession, LoginFailure, Reviewer
 from models.limits import NAME_MAX

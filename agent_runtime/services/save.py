@@ -13,6 +13,7 @@ tail is validated and written.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,10 +21,11 @@ from agent_runtime.errors import InvalidInputError, PreconditionFailedError
 from agent_runtime.observability.metrics import MESSAGE_CACHE_STALE, MESSAGES_PER_SAVE
 from agent_runtime.schemas.sessions import MessageIn
 from agent_runtime.schemas.types import cut_title
-from agent_runtime.services._common import DB, atomic, check_version, require_id
+from agent_runtime.schemas.validation import require_id
+from agent_runtime.services._common import DB, atomic, check_version
 from agent_runtime.services._sql import sql
 from agent_runtime.services.events import record_event
-from agent_runtime.services.message_cache import message_cache, new_token
+from agent_runtime.services.message_cache import CachedMessages, message_cache, new_token
 from agent_runtime.services.messages import (
     NewMessage,
     delete_messages_from,
@@ -204,6 +206,64 @@ async def write_messages(
     return await _save(db, session_id, messages, last_activity, if_version, schema)
 
 
+@dataclass
+class _Write:
+    """What `_save` and `_append` share: the checked arguments, the write's time and
+    new `messages_token`, and this process's copy of the stored list (if any)."""
+
+    session_id: str
+    messages: list[Any]
+    last_activity: datetime
+    if_version: int | None
+    now: datetime
+    token: int
+    cached: CachedMessages | None
+
+    @classmethod
+    def begin(
+        cls, session_id: Any, messages: Any, last_activity: Any, if_version: int | None
+    ) -> _Write:
+        session_id, messages, last_activity = _check_arguments(
+            session_id, messages, last_activity, if_version
+        )
+        cached = message_cache.get(session_id)
+        return cls(session_id, messages, last_activity, if_version, utc_now(), new_token(), cached)
+
+    @property
+    def hoped(self) -> CachedMessages | None:
+        """The copy to try the one-statement write with: usually this process holds
+        the stored list (an `if_version` write checks the version instead)."""
+        return self.cached if self.if_version is None else None
+
+    async def touch_if_hoped(self, conn: DB) -> int | None:
+        """The new version if the one-statement write against `hoped` went through."""
+        hoped = self.hoped
+        if hoped is None:
+            return None
+        return await _touch_if_current(
+            conn, self.session_id, hoped.token, self.messages, self.last_activity, self.token
+        )
+
+    async def open(self, conn: DB) -> tuple[dict[str, Any], CachedMessages | None]:
+        """Lock (creating) the row: its state, and the copy if it is still current."""
+        state = await _open_for_write(
+            conn, self.session_id, self.now, self.last_activity, self.if_version
+        )
+        trusted = self.cached is not None and self.cached.token == state["messages_token"]
+        if self.cached is not None and not trusted:
+            MESSAGE_CACHE_STALE.inc()
+        return state, self.cached if trusted else None
+
+    async def touch(self, conn: DB, state: dict[str, Any]) -> int:
+        return await _touch(
+            conn, self.session_id, state, self.messages, self.last_activity, self.token
+        )
+
+    async def finish(self, conn: DB, tail: list[NewMessage], version: int) -> None:
+        await insert_messages(conn, tail)
+        await _record_saved(conn, self.session_id, version)
+
+
 async def _save(
     db: DB,
     session_id: Any,
@@ -212,31 +272,19 @@ async def _save(
     if_version: int | None,
     schema: type[MessageIn],
 ) -> int:
-    session_id, messages, last_activity = _check_arguments(
-        session_id, messages, last_activity, if_version
-    )
-    now = utc_now()
-    token = new_token()
-    cached = message_cache.get(session_id)
+    write = _Write.begin(session_id, messages, last_activity, if_version)
+    session_id, messages, now = write.session_id, write.messages, write.now
 
     # Usually this process holds the stored list: what to write is known (and
     # validated, before any SQL) from it, and one conditional UPDATE checks it.
-    current = cached if if_version is None else None
+    current = write.hoped
     if current is not None:
         keep = _common_prefix(current.messages, messages)
         tail = _tail(session_id, messages, keep, now, schema)
     async with atomic(db) as conn:
-        version = None
-        if current is not None:
-            version = await _touch_if_current(
-                conn, session_id, current.token, messages, last_activity, token
-            )
+        version = await write.touch_if_hoped(conn)
         if version is None:
-            state = await _open_for_write(conn, session_id, now, last_activity, if_version)
-            trusted = cached is not None and cached.token == state["messages_token"]
-            if cached is not None and not trusted:
-                MESSAGE_CACHE_STALE.inc()
-            current = cached if trusted else None
+            state, current = await write.open(conn)
             if current is not None:
                 keep = _common_prefix(current.messages, messages)
             else:
@@ -246,7 +294,7 @@ async def _save(
                     (i for i in range(both) if not same_as_stored(messages[i], stored[i])), both
                 )
             tail = _tail(session_id, messages, keep, now, schema)
-            version = await _touch(conn, session_id, state, messages, last_activity, token)
+            version = await write.touch(conn, state)
         if current is not None:
             stored_count = len(current.messages)
             # Appending (the usual case) extends the cached list in place, after commit.
@@ -256,14 +304,13 @@ async def _save(
             kept = [project(m) for m in messages[:keep]]
         if keep < stored_count:
             await delete_messages_from(conn, session_id, keep)
-        await insert_messages(conn, tail)
-        await _record_saved(conn, session_id, version)
+        await write.finish(conn, tail, version)
     MESSAGES_PER_SAVE.observe(len(tail))
 
     # Only after our transaction (or savepoint) ended well; if an outer one rolls
     # back later, this token never reaches the database and the entry is ignored.
     kept.extend(m.projection for m in tail)
-    message_cache.put(session_id, token, kept)
+    message_cache.put(session_id, write.token, kept)
     return version
 
 
@@ -275,12 +322,8 @@ async def _append(
     if_version: int | None,
     schema: type[MessageIn],
 ) -> int:
-    session_id, messages, last_activity = _check_arguments(
-        session_id, messages, last_activity, if_version
-    )
-    now = utc_now()
-    token = new_token()
-    cached = message_cache.get(session_id)
+    write = _Write.begin(session_id, messages, last_activity, if_version)
+    session_id, messages, now = write.session_id, write.messages, write.now
 
     def rows(start: int) -> list[NewMessage]:
         return [
@@ -289,30 +332,21 @@ async def _append(
         ]
 
     # As in `_save`: with this process's copy current, the next position is its length.
-    current = cached if if_version is None else None
+    current = write.hoped
     if current is not None:
         tail = rows(len(current.messages))
     async with atomic(db) as conn:
-        version = None
-        if current is not None:
-            version = await _touch_if_current(
-                conn, session_id, current.token, messages, last_activity, token
-            )
+        version = await write.touch_if_hoped(conn)
         if version is None:
-            state = await _open_for_write(conn, session_id, now, last_activity, if_version)
-            trusted = cached is not None and cached.token == state["messages_token"]
-            if cached is not None and not trusted:
-                MESSAGE_CACHE_STALE.inc()
-            current = cached if trusted else None
+            state, current = await write.open(conn)
             tail = rows(await next_position(conn, session_id))
-            version = await _touch(conn, session_id, state, messages, last_activity, token)
-        await insert_messages(conn, tail)
-        await _record_saved(conn, session_id, version)
+            version = await write.touch(conn, state)
+        await write.finish(conn, tail, version)
     MESSAGES_PER_SAVE.observe(len(tail))
 
     if current is not None:
         current.messages.extend(m.projection for m in tail)
-        message_cache.put(session_id, token, current.messages)
+        message_cache.put(session_id, write.token, current.messages)
     else:
         message_cache.discard(session_id)
     return version

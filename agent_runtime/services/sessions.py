@@ -18,16 +18,8 @@ from tortoise.functions import Count, Sum
 
 from agent_runtime.errors import PreconditionFailedError
 from agent_runtime.schemas.types import StorableText, Title
-from agent_runtime.services._common import (
-    DB,
-    UNSET,
-    Unset,
-    atomic,
-    check_version,
-    lookup_id,
-    require_positive_int,
-    validate,
-)
+from agent_runtime.schemas.validation import lookup_id, require_positive_int, validate
+from agent_runtime.services._common import DB, UNSET, Unset, atomic, check_version
 from agent_runtime.services._sql import db_datetime, sql
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import decode_json, loaded_message

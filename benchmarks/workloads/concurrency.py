@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks.base import Impl
 from benchmarks.config import Config
 from benchmarks.data import appended, conversation
-from benchmarks.stats import percentile
+from harness.latency import latency_ms
 
 
 async def run_one(impl: Impl, cfg: Config, prefix: str) -> dict[str, Any]:
@@ -65,9 +65,7 @@ async def run_one(impl: Impl, cfg: Config, prefix: str) -> dict[str, Any]:
         "seconds": elapsed,
         "ops": total,
         "ops_per_s": total / elapsed,
-        "p50_ms": percentile(latencies, 50) * 1000 if latencies else None,
-        "p99_ms": percentile(latencies, 99) * 1000 if latencies else None,
-        "max_ms": max(latencies) * 1000 if latencies else None,
+        **latency_ms(latencies, "p50", "p99", "max"),
         "min_client_ops": min(ops),
         "max_client_ops": max(ops),
         "errors": sum(errors),

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import resource
@@ -50,9 +49,12 @@ from typing import Any
 
 from benchmarks.backends import Databases, aerich_upgrade
 from benchmarks.config import Config
-from benchmarks.stats import percentile
-from benchmarks.workloads.http import Checks, Served, cpu_seconds, serve
-from benchmarks.workloads.httpclient import Connection, HTTPError
+from benchmarks.workloads.http import Checks, cpu_seconds, serve
+from harness.latency import latency_ms
+from harness.loadclient import Connection, Unanswered
+from harness.ports import LOOPBACK
+from harness.servers import LiveServer
+from harness.workers import accepted_by
 
 __all__ = ["TARGET_P99_MS", "WORKERS", "run"]
 
@@ -60,7 +62,6 @@ WORKERS = {"postgres": 4, "sqlite": 2}  # workers of the waiting server, phase 1
 TARGET_P99_MS = {"postgres": 50.0, "sqlite": 500.0}  # decision-to-wake p99, phase 1
 MEMORY_POOL_MAX = 5  # PostgreSQL pool of the one-worker server, phase 2
 
-_HOST = "127.0.0.1"
 _APP = "agent_runtime.main:app"
 _LATENCY_TIMEOUT = 30  # seconds, the wait's `timeout` in phase 1
 _MEMORY_TIMEOUT = 60  # phase 2: the most the API allows (parking thousands takes a while)
@@ -95,49 +96,12 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
-def accepted(port: int, pids: Sequence[int]) -> dict[int, int]:
-    """Client port -> worker pid, for each established connection to `port` that one of
-    `pids` has accepted (its socket's inode is among the worker's file descriptors;
-    a connection still in the listen backlog has none)."""
-    owner: dict[int, int] = {}
-    for pid in pids:
-        folder = f"/proc/{pid}/fd"
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        for name in names:
-            try:
-                link = os.readlink(f"{folder}/{name}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                owner[int(link[8:-1])] = pid
-    local = f"0100007F:{port:04X}"  # 127.0.0.1, as /proc/net/tcp spells it
-    found: dict[int, int] = {}
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] != local or fields[3] != "01":  # 01: ESTABLISHED
-            continue
-        worker = owner.get(int(fields[9]))
-        if worker is not None:
-            found[int(fields[2].rsplit(":", 1)[1], 16)] = worker
-    return found
-
-
 def _cpu(pids: Sequence[int]) -> float:
     return sum(cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 def _ms(seconds: list[float]) -> dict[str, Any]:
-    if not seconds:
-        return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
-    return {
-        "n": len(seconds),
-        "p50_ms": percentile(seconds, 50) * 1000,
-        "p99_ms": percentile(seconds, 99) * 1000,
-        "max_ms": max(seconds) * 1000,
-    }
+    return {"n": len(seconds), **latency_ms(seconds, "p50", "p99", "max")}
 
 
 @dataclass
@@ -158,17 +122,17 @@ class _Waiter:
         try:
             while True:
                 try:
-                    status, _, body = await self.conn.exchange("GET", path)
-                except HTTPError as exc:
+                    response = await self.conn.request("GET", path)
+                except Unanswered as exc:
                     self.error = str(exc)[:200]
                     return
                 arrived = time.perf_counter()
                 try:
-                    approval = json.loads(body) if status == 200 else None
+                    approval = response.json() if response.status == 200 else None
                 except ValueError:
                     approval = None
                 if not isinstance(approval, dict) or approval.get("call_id") != self.call_id:
-                    self.error = f"answered {status} {body[:120]!r}"
+                    self.error = f"answered {response.status} {response.body[:120]!r}"
                     return
                 if approval.get("status") == "pending" and self.reasks < 100:
                     # Its timeout passed first (before its decision, or as it was being
@@ -186,9 +150,9 @@ class _Waiter:
 class _Decider:
     """The deciding server's side: creates and decides, a few requests in flight."""
 
-    def __init__(self, served: Served, session_id: str, checks: Checks) -> None:
+    def __init__(self, served: LiveServer, session_id: str, checks: Checks) -> None:
         self.served, self.session_id, self.checks = served, session_id, checks
-        self.conns = [Connection(_HOST, served.port) for _ in range(_IN_FLIGHT)]
+        self.conns = [Connection(LOOPBACK, served.port) for _ in range(_IN_FLIGHT)]
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.conns), return_exceptions=True)
@@ -197,16 +161,12 @@ class _Decider:
         self, conn: Connection, method: str, path: str, body: Any
     ) -> tuple[int, bytes]:
         try:
-            status, _, reply = await asyncio.wait_for(
-                conn.exchange(method, path, body), _REQUEST_TIMEOUT
-            )
-        except HTTPError:
+            response = await asyncio.wait_for(conn.request(method, path, body), _REQUEST_TIMEOUT)
+        except Unanswered:
             # Once more on a new connection: uvicorn closes keep-alive connections idle
             # for 5 s. Creates and decisions are idempotent.
-            status, _, reply = await asyncio.wait_for(
-                conn.exchange(method, path, body), _REQUEST_TIMEOUT
-            )
-        return status, reply
+            response = await asyncio.wait_for(conn.request(method, path, body), _REQUEST_TIMEOUT)
+        return response.status, response.body
 
     async def create(self, call_ids: Sequence[str]) -> None:
         async def one(conn: Connection, call_id: str) -> None:
@@ -249,7 +209,7 @@ class _Decider:
                 item = queue.pop()
                 try:
                     await work(conn, item)
-                except (HTTPError, TimeoutError) as exc:
+                except (Unanswered, TimeoutError) as exc:
                     name = getattr(item, "call_id", item)
                     self.checks.fail(f"{name}: {type(exc).__name__}: {exc}")
 
@@ -257,12 +217,12 @@ class _Decider:
 
 
 async def _park(
-    served: Served, call_ids: Sequence[str], wait_s: int, checks: Checks
+    served: LiveServer, call_ids: Sequence[str], wait_s: int, checks: Checks
 ) -> tuple[list[_Waiter], list[asyncio.Task[None]], dict[str, Any]]:
     """One wait per call on its own connection, opened `_OPEN_BATCH` at a time; returns
     once every connection is accepted by a worker and the workers are idle."""
     pids = served.worker_pids
-    waiters = [_Waiter(call_id, Connection(_HOST, served.port)) for call_id in call_ids]
+    waiters = [_Waiter(call_id, Connection(LOOPBACK, served.port)) for call_id in call_ids]
     tasks: list[asyncio.Task[None]] = []
     began = time.perf_counter()
     deadline = began + _PARK_LIMIT
@@ -277,13 +237,13 @@ async def _park(
         # turns accepting. (Opened and sent at once, a burst of connections tends to be
         # accepted by whichever worker wakes first.)
         for waiter in batch:
-            with contextlib.suppress(HTTPError):  # then the request fails, and says why
+            with contextlib.suppress(Unanswered):  # then the request fails, and says why
                 await waiter.conn.connect()
         tasks += [asyncio.create_task(w.wait(wait_s)) for w in batch]
         while time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
             mine = ports()
-            held = {p: pid for p, pid in accepted(served.port, pids).items() if p in mine}
+            held = {p: pid for p, pid in accepted_by(served.port, pids).items() if p in mine}
             finished = sum(w.done.is_set() for w in waiters)
             if len(held) + finished >= len(tasks):
                 break
@@ -346,7 +306,7 @@ def _woke(waiters: Sequence[_Waiter], checks: Checks, what: str) -> dict[str, An
 
 
 async def _latency(
-    waiting: Served,
+    waiting: LiveServer,
     decider: _Decider,
     n: int,
     tag: str,
@@ -374,7 +334,7 @@ async def _latency(
                 continue  # answered early: a wrong answer, counted below
             try:
                 rtt.append(await decider.decide(conn, waiter))
-            except (HTTPError, TimeoutError) as exc:
+            except (Unanswered, TimeoutError) as exc:
                 checks.fail(f"decide {waiter.call_id}: {type(exc).__name__}: {exc}")
                 continue
             await asyncio.sleep(pauses.uniform(0, _PAUSE_S))
@@ -418,7 +378,7 @@ async def _settle(pids: Sequence[int]) -> bool:
 
 
 async def _memory(
-    waiting: Served,
+    waiting: LiveServer,
     decider: _Decider,
     k: int,
     tag: str,

@@ -28,8 +28,8 @@ PgBouncer mode has its own database, so its idle server connections never count 
 the direct modes. Runs alternate the modes.
 
 PgBouncer: `--pgbouncer-url` (in front of the server of `--pg-url`), else a private
-one started for the run (tests/fixtures/pgbouncer.py; needs the pgbouncer binary),
-else the workload is skipped with the reason.
+one started for the run (harness/pgbouncer.py; needs the pgbouncer binary), else the
+workload is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -48,10 +48,12 @@ import asyncpg
 from benchmarks.backends import Databases, aerich_upgrade
 from benchmarks.config import Config
 from benchmarks.data import conversation, message
-from benchmarks.stats import percentile
-from benchmarks.workloads.http import Checks, Served, cpu_seconds, serve
-from benchmarks.workloads.httpclient import Connection, HTTPError
-from tests.fixtures.pgbouncer import PrivatePgBouncer, find_pgbouncer, prepared_statement_lines
+from benchmarks.workloads.http import Checks, cpu_seconds, serve
+from harness.latency import latency_ms
+from harness.loadclient import Connection, Unanswered
+from harness.pgbouncer import PrivatePgBouncer, find_pgbouncer, prepared_statement_lines
+from harness.ports import LOOPBACK
+from harness.servers import LiveServer
 
 __all__ = ["MODES", "WORKERS", "run"]
 
@@ -66,7 +68,6 @@ APPROVALS = 2  # pending approvals per session
 SAVE_EVERY = 5  # rounds: one whole-list save, four appends
 SAMPLE_S = 0.1  # pg_stat_activity sampling period
 
-_HOST = "127.0.0.1"
 _APP = "agent_runtime.main:app"
 
 
@@ -89,25 +90,25 @@ class _Client:
         """The decoded answer; None (an error recorded) unless 200 with JSON."""
         began = time.perf_counter()
         try:
-            status, reply = await self.conn.request(method, path, body)
-        except HTTPError as exc:
+            response = await self.conn.request(method, path, body)
+        except Unanswered as exc:
             self.errors.append(str(exc)[:200])
             return None
         self.latencies.append(time.perf_counter() - began)
-        if status != 200:
-            self.errors.append(f"{method} {path} -> {status}: {reply[:200]!r}")
+        if response.status != 200:
+            self.errors.append(f"{method} {path} -> {response.status}: {response.body[:200]!r}")
             return None
         try:
-            return json.loads(reply)
+            return json.loads(response.body)
         except ValueError:
-            self.errors.append(f"{method} {path}: not JSON: {reply[:100]!r}")
+            self.errors.append(f"{method} {path}: not JSON: {response.body[:100]!r}")
             return None
 
     async def seed(self) -> bool:
         """The session and its approvals, before the clock starts."""
-        status, reply = await self.conn.request("POST", self.path, conversation(BASE))
-        if status != 200:
-            self.checks.fail(f"seeding {self.session_id}: {status} {reply[:200]!r}")
+        seeded = await self.conn.request("POST", self.path, conversation(BASE))
+        if seeded.status != 200:
+            self.checks.fail(f"seeding {self.session_id}: {seeded.status} {seeded.body[:200]!r}")
             return False
         for k in range(APPROVALS):
             body = {
@@ -116,9 +117,11 @@ class _Client:
                 "tool_name": "delete_file",
                 "arguments": {"path": f"/tmp/{self.session_id}-{k}.csv"},
             }
-            status, reply = await self.conn.request("POST", "/approvals", body)
-            if status != 201:
-                self.checks.fail(f"seeding {self.session_id}: approval {status} {reply[:200]!r}")
+            created = await self.conn.request("POST", "/approvals", body)
+            if created.status != 201:
+                self.checks.fail(
+                    f"seeding {self.session_id}: approval {created.status} {created.body[:200]!r}"
+                )
                 return False
         return True
 
@@ -129,7 +132,7 @@ class _Client:
             try:
                 await self.conn.request("GET", "/health/live")
                 return
-            except HTTPError:
+            except Unanswered:
                 continue
 
     async def round(self, n: int) -> None:
@@ -171,7 +174,7 @@ async def _connections(admin: asyncpg.Connection, database: str) -> int:
 
 
 async def _drive(
-    servers: list[Served],
+    servers: list[LiveServer],
     clients_n: int,
     seconds: float,
     tag: str,
@@ -181,7 +184,7 @@ async def _drive(
     grace: float,
     bouncer_pid: int | None,
 ) -> dict[str, Any]:
-    conns = [Connection(_HOST, servers[i % len(servers)].port) for i in range(clients_n)]
+    conns = [Connection(LOOPBACK, servers[i % len(servers)].port) for i in range(clients_n)]
     clients = [_Client(c, f"{tag}-c{i}", checks) for i, c in enumerate(conns)]
     samples: list[int] = []
     stop = asyncio.Event()
@@ -243,8 +246,7 @@ async def _drive(
         "seconds": elapsed,
         "requests": len(latencies),
         "requests_per_s": len(latencies) / elapsed,
-        "p50_ms": percentile(latencies, 50) * 1000 if latencies else None,
-        "p99_ms": percentile(latencies, 99) * 1000 if latencies else None,
+        **latency_ms(latencies, "p50", "p99"),
         "errors": len(errors),
         "server_connections_before": before,
         "server_connections_max": max(samples, default=None),
@@ -339,7 +341,7 @@ async def run(
                             f"errors {result['errors']}"
                         )
                     for server in servers:
-                        for line in prepared_statement_lines(server.log_text())[:3]:
+                        for line in prepared_statement_lines(server.output())[:3]:
                             checks.fail(f"{mode}: server log: {line}")
     finally:
         if admin is not None:

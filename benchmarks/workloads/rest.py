@@ -1,7 +1,7 @@
 """The REST path against a floor (issue 7/11): this project's app and the bare Starlette
 floor of `benchmarks/http_floor.py`, each served by its own uvicorn process (one worker,
 the same flags) on its own freshly migrated database of the same backend, driven by
-the same low-overhead client (`httpclient.py`) from this process.
+the same low-overhead client (harness/loadclient.py) from this process.
 
 1. sequential keep-alive client, POST of the whole list (one new message; the list of
    dicts is built anew and encoded before each request, untimed) at the small and
@@ -35,14 +35,16 @@ from benchmarks.data import Message, conversation, message
 from benchmarks.floor import make_floor
 from benchmarks.http_floor import ENV_URL, FLOOR_JSON
 from benchmarks.ours import Ours
-from benchmarks.stats import percentile, summarize
-from benchmarks.workloads.http import Checks, Served, cpu_seconds, serve
-from benchmarks.workloads.httpclient import Connection, HTTPError
+from benchmarks.stats import summarize
+from benchmarks.workloads.http import Checks, cpu_seconds, serve
+from harness.latency import latency_ms, median
+from harness.loadclient import Connection, Response, Unanswered
+from harness.ports import LOOPBACK
+from harness.servers import LiveServer
 
 __all__ = ["SERVERS", "run"]
 
 SERVERS = ("ours", "floor")
-_HOST = "127.0.0.1"
 _TIMEOUT = 60.0  # one request; a hang is a failure, not a slow sample
 _SAVED = {"status": "saved"}
 
@@ -50,8 +52,7 @@ _SAVED = {"status": "saved"}
 def _summary(seconds: list[float]) -> dict[str, Any]:
     out = summarize(seconds)
     if seconds:
-        out["p50_ms"] = out["median_ms"]
-        out["p90_ms"] = percentile(seconds, 90) * 1000
+        out.update(latency_ms(seconds, "p50", "p90"))
     return out
 
 
@@ -62,21 +63,20 @@ def _encode(messages: list[Message]) -> bytes:
 @dataclass
 class _Server:
     name: str
-    served: Served
+    served: LiveServer
     conn: Connection = field(init=False)
 
     def __post_init__(self) -> None:
         self.port, self.pid = self.served.port, self.served.pid
-        self.conn = Connection(_HOST, self.port)
+        self.conn = Connection(LOOPBACK, self.port)
 
 
 class _Checks(Checks):
     """`Checks`, with the checks of the REST answers."""
 
-    def saved(
-        self, server: str, what: str, status: int, headers: dict[str, str], body: bytes
-    ) -> str:
+    def saved(self, server: str, what: str, response: Response) -> str:
         """Check a POST answer; its ETag ("" if wrong)."""
+        status, headers, body = response.status, response.headers, response.body
         try:
             ok = status == 200 and json.loads(body) == _SAVED
         except ValueError:
@@ -92,11 +92,11 @@ class _Checks(Checks):
         self,
         server: str,
         what: str,
-        reply: tuple[int, dict[str, str], bytes],
+        response: Response,
         expected: list[Message],
         etag: str | None = None,
     ) -> None:
-        status, headers, body = reply
+        status, headers, body = response.status, response.headers, response.body
         try:
             data = json.loads(body) if status == 200 else None
         except ValueError:
@@ -111,20 +111,18 @@ class _Checks(Checks):
             self.fail(f"{server}: {what}: GET ETag {headers.get('etag')} != POST's {etag}")
 
 
-async def _exchange(
-    server: _Server, method: str, path: str, body: bytes | None = None
-) -> tuple[int, dict[str, str], bytes]:
+async def _exchange(server: _Server, method: str, path: str, body: bytes | None = None) -> Response:
     try:
-        return await asyncio.wait_for(server.conn.exchange(method, path, body), _TIMEOUT)
-    except HTTPError:
+        return await asyncio.wait_for(server.conn.request(method, path, body), _TIMEOUT)
+    except Unanswered:
         # Once more on a new connection: uvicorn closes keep-alive connections idle for
         # 5 s (a slow phase of the other server). Saves are whole lists: idempotent.
-        return await asyncio.wait_for(server.conn.exchange(method, path, body), _TIMEOUT)
+        return await asyncio.wait_for(server.conn.request(method, path, body), _TIMEOUT)
 
 
 async def _timed(
     server: _Server, method: str, path: str, body: bytes | None = None
-) -> tuple[float, tuple[int, dict[str, str], bytes]]:
+) -> tuple[float, Response]:
     started = time.perf_counter()
     reply = await _exchange(server, method, path, body)
     return time.perf_counter() - started, reply
@@ -145,10 +143,8 @@ async def _sequential(
 
     async def seed(server: _Server) -> None:
         length[server.name], appends[server.name] = n, 0
-        status, headers, body = await _exchange(
-            server, "POST", path(server.name), _encode(conversation(n))
-        )
-        etags[server.name] = checks.saved(server.name, f"seed N={n}", status, headers, body)
+        seeded = await _exchange(server, "POST", path(server.name), _encode(conversation(n)))
+        etags[server.name] = checks.saved(server.name, f"seed N={n}", seeded)
 
     async def post(server: _Server) -> float:
         name = server.name
@@ -157,8 +153,8 @@ async def _sequential(
             await seed(server)
         # What real callers send: a new list of new dicts, encoded, every time.
         body = _encode(conversation(length[name] + 1))
-        elapsed, (status, headers, reply) = await _timed(server, "POST", path(name), body)
-        etags[name] = checks.saved(name, f"POST N={length[name]}", status, headers, reply)
+        elapsed, reply = await _timed(server, "POST", path(name), body)
+        etags[name] = checks.saved(name, f"POST N={length[name]}", reply)
         length[name] += 1
         appends[name] += 1
         return elapsed
@@ -177,9 +173,11 @@ async def _sequential(
     gc.collect()
     for _ in range(cfg.rest_samples):
         for server in servers:
-            elapsed, (status, _, body) = await _timed(server, "GET", path(server.name))
-            if status != 200:
-                checks.fail(f"{server.name}: GET N={n} answered {status} {body[:120]!r}")
+            elapsed, reply = await _timed(server, "GET", path(server.name))
+            if reply.status != 200:
+                checks.fail(
+                    f"{server.name}: GET N={n} answered {reply.status} {reply.body[:120]!r}"
+                )
             gets[server.name].append(elapsed)
     for server in servers:
         for _ in range(cfg.warmup):
@@ -200,13 +198,13 @@ async def _sequential(
 
 
 def _gc_pauses(seconds: list[float]) -> dict[str, Any]:
-    median = percentile(seconds, 50)
-    slow = [s for s in seconds if s > 3 * median]
+    middle = median(seconds)
+    slow = [s for s in seconds if s > 3 * middle]
     return {
         "n": len(seconds),
-        "median_ms": median * 1000,
+        "median_ms": middle * 1000,
         "max_ms": max(seconds) * 1000,
-        "threshold_ms": 3 * median * 1000,
+        "threshold_ms": 3 * middle * 1000,
         "slower_than_3x_median": len(slow),
     }
 
@@ -215,7 +213,7 @@ async def _concurrent(server: _Server, cfg: Config, prefix: str, checks: _Checks
     """`rest_clients` keep-alive clients, each POSTing (one new message) and GETting its
     own session alternately until the deadline; requests per second."""
     n = cfg.rest_clients
-    conns = [Connection(_HOST, server.port) for _ in range(n)]
+    conns = [Connection(LOOPBACK, server.port) for _ in range(n)]
     paths = [f"/sessions/{prefix}-{server.name}-{i}" for i in range(n)]
     # Each client keeps its messages encoded: its body is one join per request.
     base = conversation(cfg.rest_client_start)
@@ -238,35 +236,33 @@ async def _concurrent(server: _Server, cfg: Config, prefix: str, checks: _Checks
             mine = encoded[i]
             mine.append(json.dumps(message(len(mine))).encode())
             try:
-                status, headers, reply = await conns[i].exchange(
-                    "POST", paths[i], b"[" + b",".join(mine) + b"]"
-                )
+                reply = await conns[i].request("POST", paths[i], b"[" + b",".join(mine) + b"]")
                 requests += 1
-                if status != 200 or "etag" not in headers:
-                    error(f"POST {status} {reply[:120]!r}")
+                if reply.status != 200 or "etag" not in reply.headers:
+                    error(f"POST {reply.status} {reply.body[:120]!r}")
                     return
-                status, headers, reply = await conns[i].exchange("GET", paths[i])
+                reply = await conns[i].request("GET", paths[i])
                 requests += 1
-                if status != 200:
-                    error(f"GET {status} {reply[:120]!r}")
+                if reply.status != 200:
+                    error(f"GET {reply.status} {reply.body[:120]!r}")
                     return
-            except HTTPError as exc:
+            except Unanswered as exc:
                 error(str(exc))
                 return
 
     try:
         seeding = asyncio.gather(
             *(
-                conns[i].exchange("POST", paths[i], b"[" + b",".join(encoded[i]) + b"]")
+                conns[i].request("POST", paths[i], b"[" + b",".join(encoded[i]) + b"]")
                 for i in range(n)
             )
         )
         try:
             seeded = await asyncio.wait_for(seeding, _TIMEOUT)
-        except (TimeoutError, HTTPError) as exc:  # a wedged server: no run at all
+        except (TimeoutError, Unanswered) as exc:  # a wedged server: no run at all
             checks.fail(f"{server.name}: seeding the concurrent sessions failed: {exc!r}")
             return {"clients": n, "seconds": 0.0, "requests": 0, "requests_per_s": None}
-        if any(status != 200 for status, _, _ in seeded):
+        if any(reply.status != 200 for reply in seeded):
             checks.fail(f"{server.name}: seeding the concurrent sessions failed")
         tasks = [asyncio.create_task(client(i)) for i in range(n)]
         await asyncio.sleep(0)
@@ -283,13 +279,13 @@ async def _concurrent(server: _Server, cfg: Config, prefix: str, checks: _Checks
         server_end = cpu_seconds(server.pid)
         if not errors:  # one client's session afterwards holds what its last POST sent
             # A new connection: uvicorn closes keep-alive connections idle for 5 s.
-            probe = Connection(_HOST, server.port)
+            probe = Connection(LOOPBACK, server.port)
             try:
-                reply = await probe.exchange("GET", paths[0])
+                final = await probe.request("GET", paths[0])
             finally:
                 await probe.close()
             expected = [json.loads(m) for m in encoded[0]]
-            checks.loaded(server.name, "after the concurrent run", reply, expected)
+            checks.loaded(server.name, "after the concurrent run", final, expected)
     finally:
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
     if errors:
@@ -318,13 +314,14 @@ async def _semantics(servers: list[_Server], prefix: str, checks: _Checks) -> No
         steps += [("edit in the middle", edited), ("truncate", edited[:4]), ("empty", [])]
         steps += [("regrow", conversation(5))]
         for what, messages in steps:
-            status, headers, body = await _exchange(server, "POST", path, _encode(messages))
-            etag = checks.saved(server.name, what, status, headers, body)
+            etag = checks.saved(
+                server.name, what, await _exchange(server, "POST", path, _encode(messages))
+            )
             reply = await _exchange(server, "GET", path)
             checks.loaded(server.name, what, reply, messages, etag)
-        status, _, body = await _exchange(server, "GET", f"/sessions/{prefix}-rest-unknown")
-        if status != 404:
-            checks.fail(f"{server.name}: GET of an unknown session answered {status}")
+        unknown = await _exchange(server, "GET", f"/sessions/{prefix}-rest-unknown")
+        if unknown.status != 404:
+            checks.fail(f"{server.name}: GET of an unknown session answered {unknown.status}")
 
 
 async def _service(dbs: Databases, cfg: Config, prefix: str, checks: _Checks) -> dict[str, Any]:

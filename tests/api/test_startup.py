@@ -120,3 +120,25 @@ async def test_an_unreachable_database_at_startup_is_reported_as_such_and_readin
     assert "database unreachable at postgresql://postgres@127.0.0.1:1/x" in lines[0]
     assert "\n" not in lines[0]
     assert not any("schema is behind" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_start_up_log_is_one_clean_story(backend, tmp_path, caplog):
+    """No shutdown line before anything started (Aerich's private connections of the
+    schema check, Tortoise's FastAPI integration), one line when connected and one
+    when closed."""
+    fresh = f"sqlite:///{tmp_path}/fresh/agent.db"  # auto-migrated: Aerich runs twice
+    for settings in (Settings(db_url=fresh), Settings(**backend.settings)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            async with LifespanManager(create_app(settings)):
+                started = [r.getMessage() for r in caplog.records]
+        lines = [r.getMessage() for r in caplog.records]
+
+        assert not any("shutdown" in line.lower() for line in started), started
+        assert [line for line in started if line.endswith(": connected")] == [
+            f"database {parse_db_url(settings.db_url).display()}: connected"
+        ]
+        assert [line for line in lines if "closed" in line] == [
+            f"database {parse_db_url(settings.db_url).display()}: connections closed"
+        ]
+        assert not any("Tortoise-ORM" in line for line in lines), lines

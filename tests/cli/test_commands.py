@@ -19,10 +19,10 @@ from agent_runtime.config import Settings
 from agent_runtime.db.config import database_url, tortoise_config
 from agent_runtime.db.migrations import migration_files
 from agent_runtime.services import database as svc
+from harness.ports import free_port
 from models import PendingApproval, Session
 from tests.cli.helpers import agent_runtime
 from tests.fixtures.backends import BACKENDS, ROOT
-from tests.fixtures.servers import _free_port
 
 COMMANDS = [
     "serve",
@@ -198,7 +198,7 @@ async def test_cleanup_dry_run_then_for_real(empty_url):
 
 
 def test_serve_runs_uvicorn_with_flags_and_stops_on_sigterm(empty_url, tmp_path):
-    port = _free_port()
+    port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
     environment["AGENT_RUNTIME__DB_URL"] = empty_url
     subprocess.run(

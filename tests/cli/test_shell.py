@@ -39,6 +39,23 @@ def test_a_piped_script_sees_models_services_and_db(empty_url):
     assert ok(listed).split() == ["1", "user", "pending", dialect]
 
 
+def test_every_model_tortoise_registered_is_in_the_namespace(empty_url):
+    """Not only the names `models.__all__` lists: Aerich's model is registered for the
+    app but exported by no module of ours, as a model a developer just added would be."""
+    ok(agent_runtime("migrate", url=empty_url))
+    code = (
+        "from tortoise import Tortoise\n"
+        "registered = dict(Tortoise.apps.items())['models']\n"
+        "assert 'Aerich' not in __import__('models').__all__\n"
+        "print(all(globals()[name] is model for name, model in registered.items()),"
+        " await Aerich.all().count() > 0)\n"
+    )
+
+    result = agent_runtime("shell", url=empty_url, input=code)
+
+    assert ok(result).split() == ["True", "True"]
+
+
 def test_an_exception_prints_the_user_traceback_and_exits_1(empty_url):
     ok(agent_runtime("migrate", url=empty_url))
 

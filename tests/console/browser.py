@@ -1,11 +1,11 @@
 """Helpers of the console's browser tests: Debian's headless Chromium driven by
-Selenium, seeding through the REST API and the reviewer service, small waits."""
+Selenium (started by harness/browser.py), seeding through the REST API and the
+reviewer service, small waits."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,8 +23,6 @@ from selenium.common.exceptions import (
     StaleElementReferenceException,
     TimeoutException,
 )
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -34,50 +32,16 @@ from tortoise import Tortoise
 from agent_runtime.db.config import tortoise_config
 from agent_runtime.db.urls import parse_db_url
 from agent_runtime.services.reviewers import add_reviewer
+from harness.browser import browser_missing as browser_missing  # for conftest.py
+from harness.browser import emulate_viewport, start_chromium
 from tests.fixtures.backends import truncate
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 DESKTOP = (1280, 900)
 PHONE = (390, 844)
 PASSWORD = "correct horse battery staple"
 WAIT = 5.0  # the ceiling of every wait; a test asserts tighter bounds itself
 
 T = TypeVar("T")
-
-
-def browser_missing() -> str | None:
-    """Why no browser can run here, or None."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        return (
-            f"{' and '.join(missing)} not installed "
-            "(apt-get install chromium chromium-driver; .ci/run does it)"
-        )
-    return None
-
-
-def chrome_options(user_data_dir: Path, size: tuple[int, int] = DESKTOP, *extra: str) -> Options:
-    """Headless Chromium that talks to nothing but the pages it is sent to; `extra`
-    arguments added (e.g. --hide-scrollbars for screenshots)."""
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--window-size={size[0]},{size[1]}",
-        f"--user-data-dir={user_data_dir}",
-        *extra,
-    ):
-        options.add_argument(argument)
-    return options
 
 
 # Run in every page before its own scripts: records when the DOM last changed, when
@@ -119,18 +83,11 @@ INSTRUMENT = """
 def new_driver(user_data_dir: Path, size: tuple[int, int] = DESKTOP) -> WebDriver:
     """A headless Chromium of `size` (CSS pixels). Below 500 pixels wide, which a
     headless window cannot be, a phone is emulated (touch-less; `mobile` viewport)."""
-    # An explicit driver path: Selenium Manager never runs (nothing is downloaded).
-    window = (max(size[0], 500), size[1])
-    driver = webdriver.Chrome(
-        options=chrome_options(user_data_dir, window), service=Service(str(CHROMEDRIVER))
-    )
+    driver = start_chromium(user_data_dir, (max(size[0], 500), size[1]))
     driver.set_page_load_timeout(30)
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": INSTRUMENT})
     if size[0] < 500:
-        driver.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": True},
-        )
+        emulate_viewport(driver, size, mobile=True)
     return driver
 
 

@@ -203,10 +203,11 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
 @pytest.fixture
 def migrations_copy(tmp_path, monkeypatch):
     """The code pointed at a copy of the migrations folder, to add files to."""
-    from agent_runtime.db import migrations
+    from agent_runtime.db import migration_files, migrations
 
     copy = tmp_path / "migrations"
     shutil.copytree(ROOT / "migrations", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(migration_files, "MIGRATIONS_DIR", copy)
     monkeypatch.setattr(migrations, "MIGRATIONS_DIR", copy)
     return copy
 

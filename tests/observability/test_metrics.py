@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tortoise import Tortoise
 
 from agent_runtime.config import Settings
+from agent_runtime.core.metrics_collect import pool_stats
 from agent_runtime.main import create_app
 from agent_runtime.observability import metrics
-from agent_runtime.observability.collect import pool_stats
 from tests.fixtures.backends import truncate
 from tests.observability.scrape import label_values, scrape, value
 
@@ -233,7 +233,7 @@ async def test_pool_stats_count_the_callers_waiting_for_a_connection(backend):
 
 
 async def test_pending_approvals_are_nan_while_the_database_does_not_answer(backend, monkeypatch):
-    from agent_runtime.observability import collect
+    from agent_runtime.core import metrics_collect as collect
 
     async def unreachable(db):
         raise ConnectionRefusedError("database down")

@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.ports import free_port
 from tests.fixtures.backends import ROOT
-from tests.fixtures.servers import _free_port, start_uvicorn
+from tests.fixtures.servers import start_uvicorn
 from tests.observability.scrape import Samples, parse, value
 
 REQUESTS = "agent_runtime_http_request_duration_seconds_count"
@@ -128,7 +129,7 @@ def test_a_worker_killed_without_shutdown_stops_counting_in_live_gauges(backend,
 
 
 def test_serve_with_two_workers_reports_both_in_json_logs(backend, tmp_path):
-    port = _free_port()
+    port = free_port()
     temp = tmp_path / "tmp"
     temp.mkdir()
     environment = {

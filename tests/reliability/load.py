@@ -1,7 +1,7 @@
 """The load generator: clients of `workload` against a live server, for a while.
 
 Each client sends one request at a time over its own keep-alive connection (see
-`connections`: spread evenly over the server's workers, minimal HTTP client).
+`connections`: spread evenly over the server's workers; harness/loadclient.py).
 Every answer is checked against the client's ledger as it arrives; a request
 without an answer, or with a 5xx, stops its client (what it wrote is then in doubt).
 
@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.connections import Unanswered, WorkerConnection
+from harness.latency import latency_ms
+from harness.loadclient import Connection, Unanswered
 from tests.reliability.workload import Client
 
 __all__ = [
@@ -76,9 +76,8 @@ class LoadResult:
         ops = Counter(s.op for s in self.samples)
         per_client = Counter(s.client for s in answered)
         per_worker = sorted(Counter(s.worker for s in answered).values())
-        latencies = sorted(1000 * (s.ended - s.started) for s in answered)
-        p50 = statistics.median(latencies) if latencies else float("nan")
-        p99 = latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan")
+        latency = latency_ms([s.ended - s.started for s in answered], "p50", "p99")
+        p50, p99 = (float("nan") if v is None else v for v in latency.values())
         return (
             f"{len(self.samples)} requests in {seconds:.1f} s "
             f"({len(answered) / seconds:.0f} answered/s); "
@@ -94,7 +93,7 @@ class LoadResult:
 
 async def run_load(
     clients: list[Client],
-    connections: list[WorkerConnection],
+    connections: list[Connection],
     seconds: float,
     *,
     stop: asyncio.Event | None = None,
@@ -109,7 +108,7 @@ async def run_load(
     def at(instant: float) -> str:
         return f"t=+{instant - result.started:.2f}s"
 
-    async def drive(client: Client, connection: WorkerConnection) -> None:
+    async def drive(client: Client, connection: Connection) -> None:
         def sample(op: str, started: float, ended: float, status: int | None) -> Sample:
             return Sample(client.index, connection.worker, op, started, ended, status)
 

@@ -18,7 +18,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.ports import free_port
 from tests.fixtures.backends import BACKENDS, REQUIRE_PG, aerich_ok
 
 __all__ = ["PrivatePostgres", "find_pg_bin", "migrated_private_postgres", "private_postgres"]
@@ -52,12 +52,6 @@ def find_pg_bin() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivatePostgres:
     """One throw-away cluster. `url(database)` gives a URL the app and aerich accept."""
 
@@ -66,7 +60,7 @@ class PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="agent-runtime-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             try:

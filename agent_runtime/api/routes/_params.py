@@ -1,16 +1,16 @@
-"""Path and query parameters shared by the routers."""
+"""Path and query parameters shared by the API's routers."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Header, Path, Query
+from fastapi import Header, Query
 
+from agent_runtime.core.params import CallId, SessionId
 from agent_runtime.schemas.common import ErrorRead
-from models.limits import ID_MAX
 
-SessionId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="the caller's id")]
-CallId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="the tool call id")]
+__all__ = ["INVALID", "CallId", "IfMatch", "Limit", "SessionId", "errors"]
+
 Limit = Annotated[int, Query(ge=1, le=500, description="page size (1-500)")]
 IfMatch = Annotated[
     str | None,

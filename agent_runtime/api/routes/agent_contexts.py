@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from agent_runtime.api.routes._params import INVALID, SessionId, errors
-from agent_runtime.core.dependencies import DBService, DBSession
+from agent_runtime.core.dependencies import DBSession
 from agent_runtime.errors import NotFoundError
 from agent_runtime.schemas.agent_contexts import (
     AgentContextCreate,
@@ -16,6 +16,7 @@ from agent_runtime.schemas.agent_contexts import (
     AgentContextRead,
     AgentSwitchListRead,
 )
+from agent_runtime.services import agent_contexts as agent_context_service
 
 router = APIRouter(
     tags=["agent contexts"],
@@ -25,18 +26,18 @@ _404 = errors({404: "unknown session or no context"})
 
 
 @router.get("/agent-contexts", response_model=AgentContextListRead)
-async def list_agent_contexts(db: DBSession, db_service: DBService) -> dict[str, Any]:
+async def list_agent_contexts(db: DBSession) -> dict[str, Any]:
     """Ids of the sessions that have an agent context."""
-    return {"session_ids": await db_service.list_all_contexts(db)}
+    return {"session_ids": await agent_context_service.list_all_contexts(db)}
 
 
 @router.put("/sessions/{session_id}/agent-context", response_model=AgentContextRead, responses=_404)
 async def put_agent_context(
-    session_id: SessionId, context: AgentContextCreate, db: DBSession, db_service: DBService
+    session_id: SessionId, context: AgentContextCreate, db: DBSession
 ) -> dict[str, Any]:
     """Create or replace the session's agent context and its switch history."""
     history = [entry.model_dump(by_alias=True) for entry in context.agent_history]
-    saved = await db_service.put_agent_context(
+    saved = await agent_context_service.put_agent_context(
         db,
         session_id,
         context.current_agent,
@@ -48,16 +49,14 @@ async def put_agent_context(
     )
     if not saved:
         raise NotFoundError(f"session {session_id!r} not found")
-    loaded = await db_service.load_agent_context(db, session_id)
+    loaded = await agent_context_service.load_agent_context(db, session_id)
     assert loaded is not None
     return loaded
 
 
 @router.get("/sessions/{session_id}/agent-context", response_model=AgentContextRead, responses=_404)
-async def get_agent_context(
-    session_id: SessionId, db: DBSession, db_service: DBService
-) -> dict[str, Any]:
-    context = await db_service.load_agent_context(db, session_id)
+async def get_agent_context(session_id: SessionId, db: DBSession) -> dict[str, Any]:
+    context = await agent_context_service.load_agent_context(db, session_id)
     if context is None:
         raise NotFoundError(f"no agent context for session {session_id!r}")
     return context
@@ -66,8 +65,8 @@ async def get_agent_context(
 @router.delete(
     "/sessions/{session_id}/agent-context", status_code=status.HTTP_204_NO_CONTENT, responses=_404
 )
-async def delete_agent_context(session_id: SessionId, db: DBSession, db_service: DBService) -> None:
-    if not await db_service.delete_agent_context(db, session_id):
+async def delete_agent_context(session_id: SessionId, db: DBSession) -> None:
+    if not await agent_context_service.delete_agent_context(db, session_id):
         raise NotFoundError(f"no agent context for session {session_id!r}")
 
 
@@ -75,8 +74,7 @@ async def delete_agent_context(session_id: SessionId, db: DBSession, db_service:
 async def list_agent_switches(
     session_id: SessionId,
     db: DBSession,
-    db_service: DBService,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The session's agent switches, newest first."""
-    return {"items": await db_service.get_agent_switch_history(db, session_id, limit)}
+    return {"items": await agent_context_service.get_agent_switch_history(db, session_id, limit)}

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from agent_runtime.api.pagination import decode_cursor, encode_cursor
 from agent_runtime.api.routes._params import INVALID, CallId, Limit, SessionId, errors
-from agent_runtime.core.dependencies import DBService, DBSession
+from agent_runtime.core.dependencies import DBSession
 from agent_runtime.errors import InvalidInputError, NotFoundError
 from agent_runtime.schemas.approvals import (
     ApprovalCreate,
@@ -19,6 +18,8 @@ from agent_runtime.schemas.approvals import (
     ApprovalStatusRead,
     ApprovalStatusUpdate,
 )
+from agent_runtime.schemas.cursors import decode_cursor, encode_cursor
+from agent_runtime.services import approvals as approval_service
 from agent_runtime.timeutils import parse_datetime
 from models import ApprovalStatus
 from models.limits import ID_MAX
@@ -39,14 +40,13 @@ def _approval_key(cursor: str) -> tuple[datetime, int]:
 
 
 async def _page(
-    db_service: DBService,
     db: DBSession,
     limit: int,
     cursor: str | None,
     status_filter: str | None,
     session_id: str | None,
 ) -> dict[str, Any]:
-    page = await db_service.list_approvals(
+    page = await approval_service.list_approvals(
         db,
         limit=limit,
         status=status_filter,
@@ -66,11 +66,11 @@ async def _page(
     responses={200: {"model": ApprovalRead, "description": "already recorded"}, **_409},
 )
 async def create_approval(
-    approval: ApprovalCreate, response: Response, db: DBSession, db_service: DBService
+    approval: ApprovalCreate, response: Response, db: DBSession
 ) -> dict[str, Any]:
     """Record a tool call waiting for a decision: 201 when new, 200 when the same
     approval was already recorded, 409 when `call_id` exists with other content."""
-    stored, created = await db_service.create_approval(
+    stored, created = await approval_service.create_approval(
         db,
         approval.session_id,
         approval.call_id,
@@ -86,31 +86,29 @@ async def create_approval(
 @router.get("/approvals", response_model=ApprovalPageRead)
 async def list_approvals(
     db: DBSession,
-    db_service: DBService,
     status_filter: Annotated[ApprovalStatus | None, Query(alias="status")] = None,
     session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None,
     limit: Limit = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """The approvals inbox across sessions, oldest first, filtered by status and session."""
-    return await _page(db_service, db, limit, cursor, status_filter, session_id)
+    return await _page(db, limit, cursor, status_filter, session_id)
 
 
 @router.get("/sessions/{session_id}/approvals", response_model=ApprovalPageRead)
 async def list_session_pending_approvals(
     session_id: SessionId,
     db: DBSession,
-    db_service: DBService,
     limit: Limit = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """The session's pending approvals, oldest first."""
-    return await _page(db_service, db, limit, cursor, ApprovalStatus.PENDING, session_id)
+    return await _page(db, limit, cursor, ApprovalStatus.PENDING, session_id)
 
 
 @router.get("/approvals/{call_id}", response_model=ApprovalRead, responses=_404)
-async def get_approval(call_id: CallId, db: DBSession, db_service: DBService) -> dict[str, Any]:
-    approval = await db_service.get_approval(db, call_id)
+async def get_approval(call_id: CallId, db: DBSession) -> dict[str, Any]:
+    approval = await approval_service.get_approval(db, call_id)
     if approval is None:
         raise NotFoundError(f"approval {call_id!r} not found")
     return approval
@@ -122,13 +120,13 @@ async def get_approval(call_id: CallId, db: DBSession, db_service: DBService) ->
     responses={**_404, **errors({409: "already decided otherwise"})},
 )
 async def decide_approval(
-    call_id: CallId, decision: ApprovalDecisionCreate, db: DBSession, db_service: DBService
+    call_id: CallId, decision: ApprovalDecisionCreate, db: DBSession
 ) -> dict[str, Any]:
     """Decide a pending approval, optionally with a `message` for the agent and, when
     approving, edited `arguments` (the recorded ones are kept). Only `pending` can be
     decided: repeating the same decision returns the approval unchanged, a different
     one gets 409 (with the stored approval as `error.current`)."""
-    return await db_service.decide_approval(
+    return await approval_service.decide_approval(
         db,
         call_id,
         decision.status,
@@ -140,16 +138,16 @@ async def decide_approval(
 
 @router.put("/approvals/{call_id}/status", response_model=ApprovalStatusRead)
 async def update_approval_status(
-    call_id: CallId, update: ApprovalStatusUpdate, db: DBSession, db_service: DBService
+    call_id: CallId, update: ApprovalStatusUpdate, db: DBSession
 ) -> dict[str, bool]:
     """The legacy status update (`update_approval_status`): set `approved`, `rejected`
     or `cancelled` whatever the current decision (last write wins). `updated` is
     false when the call is unknown, or already claimed or run (a tool is not decided
     again once it runs). New code uses the compare-and-set `POST .../decision`."""
-    return {"updated": await db_service.update_approval_status(db, call_id, update.status)}
+    return {"updated": await approval_service.update_approval_status(db, call_id, update.status)}
 
 
 @router.delete("/approvals/{call_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)
-async def delete_approval(call_id: CallId, db: DBSession, db_service: DBService) -> None:
-    if not await db_service.delete_pending_approval(db, call_id):
+async def delete_approval(call_id: CallId, db: DBSession) -> None:
+    if not await approval_service.delete_pending_approval(db, call_id):
         raise NotFoundError(f"approval {call_id!r} not found")

@@ -10,7 +10,7 @@ from sse_starlette import EventSourceResponse
 from agent_runtime.api.routes._params import INVALID
 from agent_runtime.core.dependencies import AppSettings, Hub
 from agent_runtime.events.stream import event_stream, first_page
-from agent_runtime.services.events import last_event_id as newest_event_id
+from agent_runtime.services import events as event_service
 from models.limits import ID_MAX
 
 router = APIRouter(tags=["events"], responses=INVALID)
@@ -42,7 +42,7 @@ async def stream_events(
     wanted = [t.strip() for t in types.split(",") if t.strip()] if types else None
     start = last_event_id if last_event_id is not None else after
     if start is None:
-        start = await newest_event_id(hub.connection())  # from now on
+        start = await event_service.last_event_id(hub.connection())  # from now on
     first = await first_page(hub, start, wanted, session_id)
     return EventSourceResponse(
         event_stream(hub, start, first, wanted, session_id),

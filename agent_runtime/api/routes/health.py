@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from agent_runtime.core.dependencies import DBConnection
 from agent_runtime.schemas.common import ErrorRead
 from agent_runtime.schemas.maintenance import LiveRead, ReadyRead
-from agent_runtime.services.health import readiness
+from agent_runtime.services import health as health_service
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -29,4 +29,4 @@ async def live() -> dict[str, str]:
 )
 async def ready(db: DBConnection) -> dict[str, Any]:
     """The database answers and every migration is applied."""
-    return await readiness(db)
+    return await health_service.readiness(db)

@@ -9,7 +9,8 @@ from fastapi import APIRouter
 from agent_runtime.api.routes._params import INVALID
 from agent_runtime.core.dependencies import DBSession
 from agent_runtime.schemas.maintenance import CleanupCreate, CleanupRead
-from agent_runtime.services.retention import RetentionPolicy, run_retention
+from agent_runtime.services import retention as retention_service
+from agent_runtime.services.retention import RetentionPolicy
 
 router = APIRouter(
     prefix="/maintenance",
@@ -23,7 +24,7 @@ async def cleanup(policy: CleanupCreate, db: DBSession) -> dict[str, Any]:
     """Soft-delete sessions idle longer than `idle_hours`, hard-delete sessions
     soft-deleted more than `purge_deleted_after_days` ago, expire approvals pending
     longer than `expire_approvals_after_hours`; null skips a step."""
-    report = await run_retention(
+    report = await retention_service.run_retention(
         db,
         RetentionPolicy(
             idle_hours=policy.idle_hours,

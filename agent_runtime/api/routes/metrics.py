@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from agent_runtime.observability.collect import render
+from agent_runtime.core.metrics_collect import render
 from agent_runtime.observability.metrics import CONTENT_TYPE
 
 __all__ = ["PATH", "metrics"]

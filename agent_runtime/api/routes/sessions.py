@@ -10,11 +10,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.api.conditional import etag, resolve_if_match
 from agent_runtime.api.message_body import MESSAGES_BODY, read_messages, refuse_messages
-from agent_runtime.api.pagination import decode_cursor, encode_cursor
 from agent_runtime.api.routes._params import INVALID, IfMatch, Limit, SessionId, errors
-from agent_runtime.core.dependencies import DBConnection, DBService, DBSession
+from agent_runtime.core.dependencies import DBConnection, DBSession
 from agent_runtime.errors import InvalidInputError, NotFoundError
 from agent_runtime.schemas.common import StatusRead
+from agent_runtime.schemas.cursors import decode_cursor, encode_cursor
 from agent_runtime.schemas.sessions import (
     MessageCreate,
     MessagePageRead,
@@ -25,7 +25,9 @@ from agent_runtime.schemas.sessions import (
     SessionUpdate,
 )
 from agent_runtime.schemas.types import UTCDateTime
-from agent_runtime.services.database import DatabaseService
+from agent_runtime.services import messages as message_service
+from agent_runtime.services import save as save_service
+from agent_runtime.services import sessions as session_service
 from agent_runtime.timeutils import parse_datetime
 
 router = APIRouter(
@@ -68,7 +70,6 @@ async def _write_messages(
     request: Request,
     session_id: str,
     db: BaseDBAsyncClient,
-    db_service: DatabaseService,
     if_match: str | None,
     last_activity: datetime | None,
     *,
@@ -78,9 +79,11 @@ async def _write_messages(
     messages = await read_messages(request)
     expected = None
     if if_match is not None:
-        expected = resolve_if_match(if_match, await db_service.get_session_version(db, session_id))
+        expected = resolve_if_match(
+            if_match, await session_service.get_session_version(db, session_id)
+        )
     try:
-        version = await db_service.write_messages(
+        version = await save_service.write_messages(
             db,
             session_id,
             messages,
@@ -99,13 +102,12 @@ async def _write_messages(
 @router.get("", response_model=SessionPageRead)
 async def list_sessions(
     db: DBSession,
-    db_service: DBService,
     limit: Limit = 50,
     cursor: str | None = None,
     include_deleted: bool = False,
 ) -> dict[str, Any]:
     """Sessions, most recently active first, a page at a time."""
-    page = await db_service.list_sessions(
+    page = await session_service.list_sessions(
         db,
         limit=limit,
         after=_session_key(cursor) if cursor else None,
@@ -123,11 +125,11 @@ async def list_sessions(
     response_model_exclude_unset=True,
     responses=_404,
 )
-async def get_session(session_id: SessionId, db: DBConnection, db_service: DBService) -> Response:
+async def get_session(session_id: SessionId, db: DBConnection) -> Response:
     """Load a session with its messages in saved order; the ETag is its version."""
     # One statement reads the session, its version and its messages consistently, so
     # no transaction is needed (on SQLite, it also waits for a writer's to end).
-    loaded = await db_service.load_session_json(db, session_id)
+    loaded = await session_service.load_session_json(db, session_id)
     if loaded is None:
         raise _not_found(session_id)
     body, version = loaded
@@ -141,7 +143,6 @@ async def save_session(
     session_id: SessionId,
     request: Request,
     db: DBSession,
-    db_service: DBService,
     if_match: IfMatch = None,
     last_activity: LastActivity = None,
 ) -> Response:
@@ -149,9 +150,7 @@ async def save_session(
 
     With `If-Match`, the save happens only if the session is still at that version.
     """
-    return await _write_messages(
-        request, session_id, db, db_service, if_match, last_activity, append=False
-    )
+    return await _write_messages(request, session_id, db, if_match, last_activity, append=False)
 
 
 @router.patch("/{session_id}", response_model=SessionSummaryRead, responses={**_404, **_412})
@@ -160,18 +159,17 @@ async def update_session(
     changes: SessionUpdate,
     response: Response,
     db: DBSession,
-    db_service: DBService,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Change the title and/or description."""
-    current = await db_service.get_session_version(db, session_id)
+    current = await session_service.get_session_version(db, session_id)
     if current is None:
         raise _not_found(session_id)
     expected = resolve_if_match(if_match, current)
-    await db_service.update_session(
+    await session_service.update_session(
         db, session_id, **changes.model_dump(exclude_unset=True), if_version=expected
     )
-    summary = await db_service.get_session(db, session_id)
+    summary = await session_service.get_session(db, session_id)
     assert summary is not None
     response.headers["ETag"] = etag(summary["version"])
     return summary
@@ -181,15 +179,16 @@ async def update_session(
 async def delete_session(
     session_id: SessionId,
     db: DBSession,
-    db_service: DBService,
     hard: Annotated[bool, Query(description="remove for good instead of hiding")] = False,
     if_match: IfMatch = None,
 ) -> None:
     """Soft-delete (hide) a session, or with `hard=true` remove it and everything of it."""
     expected = None
     if if_match is not None:
-        expected = resolve_if_match(if_match, await db_service.get_session_version(db, session_id))
-    if not await db_service.delete_session(db, session_id, not hard, if_version=expected):
+        expected = resolve_if_match(
+            if_match, await session_service.get_session_version(db, session_id)
+        )
+    if not await session_service.delete_session(db, session_id, not hard, if_version=expected):
         raise _not_found(session_id)
 
 
@@ -203,7 +202,6 @@ async def list_messages(
     session_id: SessionId,
     response: Response,
     db: DBSession,
-    db_service: DBService,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[str | None, Query(description="cursor: messages after it")] = None,
     before: Annotated[str | None, Query(description="cursor: messages before it")] = None,
@@ -212,8 +210,8 @@ async def list_messages(
     """Messages in saved order, a page at a time; `latest=true` gives the newest
     `limit` messages in one request. The ETag is the session's version read before
     the page: an `If-Match` with it fails if anything was written since."""
-    version = await db_service.get_session_version(db, session_id)
-    page = await db_service.list_messages(
+    version = await session_service.get_session_version(db, session_id)
+    page = await message_service.list_messages(
         db,
         session_id,
         limit=limit,
@@ -246,22 +244,17 @@ async def append_messages(
     session_id: SessionId,
     request: Request,
     db: DBSession,
-    db_service: DBService,
     if_match: IfMatch = None,
     last_activity: LastActivity = None,
 ) -> Response:
     """Append messages after the stored ones (creating the session if needed): the
     cost does not grow with the conversation, unlike re-sending the whole list."""
-    return await _write_messages(
-        request, session_id, db, db_service, if_match, last_activity, append=True
-    )
+    return await _write_messages(request, session_id, db, if_match, last_activity, append=True)
 
 
 @router.get("/{session_id}/stats", response_model=SessionStatsRead, responses=_404)
-async def get_session_stats(
-    session_id: SessionId, db: DBSession, db_service: DBService
-) -> dict[str, Any]:
-    stats = await db_service.get_session_stats(db, session_id)
+async def get_session_stats(session_id: SessionId, db: DBSession) -> dict[str, Any]:
+    stats = await session_service.get_session_stats(db, session_id)
     if stats is None:
         raise _not_found(session_id)
     return stats

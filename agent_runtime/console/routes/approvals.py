@@ -11,15 +11,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from agent_runtime.api.routes._params import CallId
 from agent_runtime.console.auth import CheckedLogin, ConsoleUser
 from agent_runtime.console.templating import diff_lines, pretty_json, render
 from agent_runtime.core.dependencies import DBSession
+from agent_runtime.core.params import CallId
 from agent_runtime.errors import ConflictError, InvalidInputError, NotFoundError
+from agent_runtime.services import approvals as approval_service
+from agent_runtime.services import events as event_service
+from agent_runtime.services import messages as message_service
 from agent_runtime.services._common import DB
-from agent_runtime.services.approvals import decide_approval, get_approval
-from agent_runtime.services.events import get_approval_events
-from agent_runtime.services.messages import list_messages
 from models import ApprovalStatus
 
 router = APIRouter()
@@ -29,7 +29,7 @@ CHOICES = {"approved": ApprovalStatus.APPROVED, "rejected": ApprovalStatus.REJEC
 
 
 async def _approval(db: DB, call_id: str) -> dict[str, Any]:
-    approval = await get_approval(db, call_id)
+    approval = await approval_service.get_approval(db, call_id)
     if approval is None:
         raise NotFoundError(f"there is no tool call {call_id!r}")
     return approval
@@ -55,13 +55,15 @@ async def approval_page(
 ) -> Response:
     """The approval page; also what a refused decision answers with, the reviewer's
     input kept in the form."""
-    recent = await list_messages(db, approval["session_id"], limit=RECENT_MESSAGES, latest=True)
+    recent = await message_service.list_messages(
+        db, approval["session_id"], limit=RECENT_MESSAGES, latest=True
+    )
     editable = approval["edited_arguments"] or approval["arguments"]
     context = {
         "approval": approval,
         "messages": recent.items if recent else [],
         "earlier_messages": bool(recent and recent.more_before),
-        "events": await get_approval_events(db, approval["call_id"]),
+        "events": await event_service.get_approval_events(db, approval["call_id"]),
         "arguments_text": (
             draft.arguments_text
             if draft and draft.arguments_text is not None
@@ -119,7 +121,7 @@ async def decide(request: Request, call_id: CallId, login: CheckedLogin, db: DBS
                 "message": message,
             }
             return render(request, "confirm_edit.html", context)
-        decided = await decide_approval(
+        decided = await approval_service.decide_approval(
             db,
             call_id,
             decision,

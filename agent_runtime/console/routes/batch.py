@@ -13,7 +13,7 @@ from agent_runtime.console.routes.approvals import CHOICES
 from agent_runtime.console.templating import render
 from agent_runtime.core.dependencies import DBSession
 from agent_runtime.errors import ConflictError, InvalidInputError
-from agent_runtime.services.approvals import decide_approval, get_approval
+from agent_runtime.services import approvals as approval_service
 from models import ApprovalStatus
 
 router = APIRouter()
@@ -44,7 +44,7 @@ async def confirm_batch(request: Request, login: CheckedLogin, db: DBSession) ->
     decision = _decision(form.get("decision"))
     approvals = []
     for call_id in _call_ids(form.getlist("call_id")):
-        approval = await get_approval(db, call_id)
+        approval = await approval_service.get_approval(db, call_id)
         if approval is not None:
             approvals.append(approval)
     context = {
@@ -62,12 +62,12 @@ async def decide_batch(request: Request, login: CheckedLogin, db: DBSession) -> 
     message = str(form.get("message") or "").strip() or None
     done = skipped = 0
     for call_id in _call_ids(form.getlist("call_id")):
-        approval = await get_approval(db, call_id)
+        approval = await approval_service.get_approval(db, call_id)
         if approval is None or approval["status"] != ApprovalStatus.PENDING:
             skipped += 1
             continue
         try:
-            decided = await decide_approval(
+            decided = await approval_service.decide_approval(
                 db, call_id, decision, decided_by=login.reviewer, message=message
             )
         except ConflictError:

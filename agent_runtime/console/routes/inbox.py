@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Header, Request
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
-from agent_runtime.api.pagination import decode_cursor, encode_cursor
 from agent_runtime.console.auth import ConsoleUser, login_from_cookie
 from agent_runtime.console.templating import render
 from agent_runtime.core.dependencies import AppSettings, DBSession, Hub
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.events.stream import event_stream, first_page
-from agent_runtime.services.approvals import count_approvals, list_approvals
-from agent_runtime.services.events import last_event_id
+from agent_runtime.schemas.cursors import decode_cursor, encode_cursor
+from agent_runtime.services import approvals as approval_service
+from agent_runtime.services import events as event_service
 from agent_runtime.timeutils import parse_datetime
 from models import ApprovalStatus, EventType
 
@@ -58,7 +58,7 @@ async def _inbox(db: DBSession, filters: InboxFilters) -> dict[str, Any]:
         value = decode_cursor("inbox", filters.cursor)
         after = (parse_datetime(value[0], "cursor"), int(value[1]))
     status = None if filters.status == "all" else filters.status
-    page = await list_approvals(
+    page = await approval_service.list_approvals(
         db,
         limit=PAGE,
         status=status,
@@ -72,7 +72,7 @@ async def _inbox(db: DBSession, filters: InboxFilters) -> dict[str, Any]:
     return {
         "approvals": page.items,
         "next_cursor": next_cursor,
-        "pending": await count_approvals(db, status="pending"),
+        "pending": await approval_service.count_approvals(db, status="pending"),
         "filters": filters,
         "statuses": STATUSES,
     }
@@ -103,7 +103,11 @@ async def inbox_events(
     resumes with Last-Event-ID by itself)."""
     # The hub's connection, not a request transaction: a stream must not hold one.
     await login_from_cookie(request, hub.connection())
-    start = last_event if last_event is not None else await last_event_id(hub.connection())
+    start = (
+        last_event
+        if last_event is not None
+        else await event_service.last_event_id(hub.connection())
+    )
     first = await first_page(hub, start, APPROVAL_EVENTS, None)
     return EventSourceResponse(
         event_stream(hub, start, first, APPROVAL_EVENTS, None),

@@ -20,8 +20,8 @@ from agent_runtime.console.auth import (
 from agent_runtime.console.templating import render
 from agent_runtime.core.dependencies import DBConnection, DBSession
 from agent_runtime.errors import TooManyRequestsError, UnauthorizedError
-from agent_runtime.services.console_sessions import end_console_session, start_console_session
-from agent_runtime.services.reviewers import authenticate
+from agent_runtime.services import console_sessions as console_session_service
+from agent_runtime.services import reviewers as reviewer_service
 
 router = APIRouter()
 
@@ -60,7 +60,7 @@ async def log_in(request: Request, db: DBConnection) -> Response:
     next_url = _next(form.get("next"))
     address = request.client.host if request.client else "unknown"
     try:
-        reviewer = await authenticate(db, name, password, address=address)  # type: ignore[arg-type]
+        reviewer = await reviewer_service.authenticate(db, name, password, address=address)  # type: ignore[arg-type]
     except UnauthorizedError:
         return _login_page(
             request, next_url, error="Wrong name or password.", status=401, name=str(name or "")
@@ -75,7 +75,9 @@ async def log_in(request: Request, db: DBConnection) -> Response:
         )
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    token = await start_console_session(db, reviewer, session_lifetime(request))
+    token = await console_session_service.start_console_session(
+        db, reviewer, session_lifetime(request)
+    )
     response = RedirectResponse(next_url, status_code=303)
     await set_session_cookie(response, request, db, token)
     return response
@@ -85,7 +87,7 @@ async def log_in(request: Request, db: DBConnection) -> Response:
 async def log_out(request: Request, login: CheckedLogin, db: DBSession) -> Response:
     token = await session_token(request, db)
     if token:
-        await end_console_session(db, token)
+        await console_session_service.end_console_session(db, token)
     response = RedirectResponse("/console/login", status_code=303)
     clear_session_cookie(response)
     return response

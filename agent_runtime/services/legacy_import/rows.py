@@ -50,7 +50,7 @@ from agent_runtime.schemas.types import (
     StorableText,
     Title,
 )
-from agent_runtime.services._common import validate
+from agent_runtime.schemas.validation import validate
 from agent_runtime.services._sql import json_dumps
 from agent_runtime.services.legacy_import.report import MergedApproval
 from agent_runtime.timeutils import parse_datetime

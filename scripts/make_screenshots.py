@@ -1,12 +1,12 @@
 """Take the reviewer console's screenshots for the documentation.
 
-    python docs/screenshots/make_screenshots.py        (or: make screenshots)
+    python -m scripts.make_screenshots        (or: make screenshots)
 
 Builds a demo in a temporary SQLite database (migrated with `agent-runtime
 migrate`): a reviewer "demo", a few agent sessions whose conversations end in
 tool calls, and their pending approvals. Then serves it with uvicorn, logs in
-with Debian's headless Chromium (chromium, chromium-driver) and saves, next to
-this script:
+with Debian's headless Chromium (chromium, chromium-driver) and saves, in
+docs/screenshots/:
 
     inbox.png            the inbox, 1280x800
     approval.png         one approval, 1280x800
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -37,10 +34,10 @@ from tortoise import Tortoise
 from agent_runtime.db.config import tortoise_config
 from agent_runtime.db.urls import parse_db_url
 from agent_runtime.services.reviewers import add_reviewer
-from tests.console.browser import CHROMEDRIVER, CHROMIUM, chrome_options
+from harness.browser import browser_missing, emulate_viewport, start_chromium
+from harness.servers import ROOT, ServerStartError, server_environment, start_uvicorn
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+OUT = ROOT / "docs" / "screenshots"
 REVIEWER, PASSWORD = "demo", "demo-password"
 DESKTOP, PHONE = (1280, 800), (390, 844)
 
@@ -236,75 +233,27 @@ async def add_demo_reviewer(url: str) -> None:
         await Tortoise.close_connections()
 
 
-# --- the server -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def environment(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
-    env["AGENT_RUNTIME__DB_URL"] = url
-    return env
-
-
-def serve(url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "agent_runtime.main:app", "--port", str(port)],
-            cwd=ROOT,
-            env=environment(url),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"uvicorn exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.terminate()
-    sys.exit(f"uvicorn not ready within 30 s:\n{log.read_text()}")
-
-
 # --- the browser ------------------------------------------------------------------------
 
 
 def browser(profile: Path) -> WebDriver:
     # The tests' Chromium (Debian's, headless, offline), without scrollbars in pictures.
-    options = chrome_options(profile, (1280, 900), "--hide-scrollbars")
-    return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-
-
-def viewport(driver: WebDriver, size: tuple[int, int], *, mobile: bool) -> None:
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": mobile},
-    )
+    return start_chromium(profile, (1280, 900), "--hide-scrollbars")
 
 
 def shoot(driver: WebDriver, url: str, name: str) -> None:
     driver.get(url)
     WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState"))
     time.sleep(0.8)  # the live inbox connects and refreshes its rows once
-    path = HERE / name
+    path = OUT / name
     driver.save_screenshot(str(path))
     print(f"wrote {path.relative_to(ROOT)}")
 
 
 def main() -> None:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    missing = browser_missing()
     if missing:
-        sys.exit(f"missing {', '.join(missing)}: apt-get install chromium chromium-driver")
+        sys.exit(missing)
     os.environ["TZ"] = "UTC"  # the page shows local times: the same on every machine
     with tempfile.TemporaryDirectory(prefix="console-screenshots-") as tmp:
         work = Path(tmp)
@@ -312,7 +261,7 @@ def main() -> None:
         migrated = subprocess.run(
             [sys.executable, "-m", "agent_runtime", "migrate"],
             cwd=ROOT,
-            env=environment(url),
+            env=server_environment({"AGENT_RUNTIME__DB_URL": url}),
             capture_output=True,
             text=True,
             check=False,
@@ -320,13 +269,17 @@ def main() -> None:
         if migrated.returncode != 0:
             sys.exit(f"migrate failed:\n{migrated.stdout}{migrated.stderr}")
         asyncio.run(add_demo_reviewer(url))
-        server, base = serve(url, work / "uvicorn.log")
+        try:
+            server = start_uvicorn({"AGENT_RUNTIME__DB_URL": url}, work)
+        except ServerStartError as exc:
+            sys.exit(str(exc))
+        base = server.url
         driver = None
         try:
             with httpx.Client(base_url=base, timeout=10) as http:
                 seed(http)
             driver = browser(work / "chromium")
-            viewport(driver, DESKTOP, mobile=False)
+            emulate_viewport(driver, DESKTOP, mobile=False)
             driver.get(f"{base}/console/login")
             driver.find_element(By.NAME, "username").send_keys(REVIEWER)
             driver.find_element(By.NAME, "password").send_keys(PASSWORD)
@@ -334,13 +287,12 @@ def main() -> None:
             WebDriverWait(driver, 10).until(lambda d: "/console/login" not in d.current_url)
             shoot(driver, f"{base}/console/", "inbox.png")
             shoot(driver, f"{base}/console/approvals/{SHOWN}", "approval.png")
-            viewport(driver, PHONE, mobile=True)
+            emulate_viewport(driver, PHONE, mobile=True)
             shoot(driver, f"{base}/console/approvals/{SHOWN}", "approval-phone.png")
         finally:
             if driver is not None:
                 driver.quit()
-            server.terminate()
-            server.wait(15)
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 truth for the methods, their arguments and docstrings; `_core` builds every request
 and reads every answer for both.
 
-    python -m tests.client.unasync    # rewrites agent_runtime/client/_sync.py
+    python -m scripts.unasync    # rewrites agent_runtime/client/_sync.py
 
-test_unasync.py fails when _sync.py is not what this makes of _async.py.
+tests/client/test_unasync.py fails when _sync.py is not what this makes of _async.py.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ASYNC = ROOT / "agent_runtime/client/_async.py"
 SYNC = ROOT / "agent_runtime/client/_sync.py"
 
 HEADER = (
     '"""`AgentRuntimeClient`: the sync twin of `AsyncAgentRuntimeClient`, over an `httpx.Client`.\n'
     "\n"
-    "GENERATED from _async.py by `python -m tests.client.unasync`: edit _async.py. Requests\n"
+    "GENERATED from _async.py by `python -m scripts.unasync`: edit _async.py. Requests\n"
     'are built and answers read in `_core`; this only sends."""'
 )
 

@@ -1,0 +1,1 @@
+"""Database access below the services: URLs, the Tortoise config, the SQLite engine, migrations."""
