@@ -29,7 +29,7 @@ migration: install
 
 ## The whole test suite, in parallel (PostgreSQL tests are skipped, with the reason, if no
 ## server is reachable). TEST_WORKERS: pytest-xdist workers (docs/testing.md).
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 test: install
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

@@ -14,9 +14,10 @@ Environment:
 Schemas come from running the real `aerich upgrade`, never generate_schemas.
 
 Tiers (docs/testing.md): the markers are declared once, in pyproject.toml, and given
-here, by path or by fixture, never by hand in a test file (`tier_markers`):
+here, by path or by fixture, not test by test (`tier_markers`):
 
-  postgres     a `backend` (or other database) parameter "postgres" or "pgbouncer"
+  postgres     a `backend` (or other database) parameter "postgres" or "pgbouncer",
+               or in POSTGRES_TESTS (an unmarked test on PostgreSQL fails)
   pgbouncer    a parameter "pgbouncer"
   uvicorn      takes a fixture that starts a server process (SERVER_FIXTURES), is in a
                module that starts one itself (it imports `start_uvicorn`), or is in
@@ -25,7 +26,7 @@ here, by path or by fixture, never by hand in a test file (`tier_markers`):
   reliability  tests/reliability
   soak         a reliability module whose load lasts AGENT_RUNTIME_SOAK_SECONDS
 
-`make test-fast` deselects all but the first and runs SQLite only. Under pytest-xdist
+`make test-fast` deselects them all and runs SQLite only. Under pytest-xdist
 (`make test`: `--dist loadgroup`) the tests of each XDIST_GROUPS group run one after
 the other on one worker; every other test goes to whichever worker is free.
 """
@@ -47,6 +48,10 @@ pytest_plugins = [
 SERVER_FIXTURES = frozenset({"server", "start_server", "live_servers", "console"})
 # Tests that start `agent-runtime serve` themselves, outside those fixtures and modules.
 SERVER_TESTS = ("tests/cli/test_commands.py::test_serve_runs_uvicorn_with_flags_",)
+# Tests on PostgreSQL without a backend parameter (Databases.require checks the list).
+POSTGRES_TESTS = (
+    "tests/db/test_migrations.py::test_a_database_error_is_not_taken_for_an_empty_database",
+)
 BROWSER_PATHS = ("tests/console/test_console_browser.py",)
 RELIABILITY_PATHS = ("tests/reliability/",)
 # xdist groups (`--dist loadgroup`, see `pytest_xdist_make_scheduler`): the tests of a
@@ -82,6 +87,8 @@ def tier_markers(item: pytest.Item) -> set[str]:
     callspec = getattr(item, "callspec", None)
     if callspec is not None:
         markers |= _needs_postgres(callspec.params)
+    if path.startswith(POSTGRES_TESTS):
+        markers.add(POSTGRES)
     module = getattr(item, "module", None)
     if (
         SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))

@@ -29,6 +29,12 @@ __all__ = [
 # (directly or through PgBouncer).
 WORKERS = {"sqlite": 2, "postgres": 4, "pgbouncer": 4}
 
+# uvicorn closes a keep-alive connection idle for 5 s (--timeout-keep-alive). The
+# clients' connections are opened one by one to spread them over the workers: on a
+# loaded machine (pytest-xdist workers share its cores) that took over 5 s, and the
+# first ones were closed before the load began (unanswered at t=+0.0s).
+KEEP_ALIVE = {"UVICORN_TIMEOUT_KEEP_ALIVE": "120"}
+
 # Log lines that mean a request failed inside the server (5xx are also counted by
 # the clients; these name the cause).
 _PROBLEM = re.compile(
@@ -48,7 +54,9 @@ def uvicorn_group(database: str | Backend, log_dir: Path, workers: int) -> Itera
     """A ready uvicorn with `workers` workers on `database` (a URL, or a backend with
     its settings), in its own process group; afterwards stopped (SIGTERM) if still
     running, and its whole group killed."""
-    server = start_uvicorn(database, log_dir, workers=workers, start_new_session=True)
+    server = start_uvicorn(
+        database, log_dir, workers=workers, env=KEEP_ALIVE, start_new_session=True
+    )
     try:
         yield server
     finally:
