@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from harness.servers import ROOT
+
 __all__ = [
     "REPO_ROOT",
     "ROLES",
@@ -29,7 +31,7 @@ __all__ = [
     "sqlite",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = ROOT  # the repository, as the harness knows it
 ROLES = (
     "legacy",
     "ours",

@@ -1,4 +1,5 @@
-"""Path and query parameters shared by the API's routers."""
+"""Query parameters and error responses shared by the API's routers (path parameters,
+shared with the console: core/params.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import Header, Query
 
-from agent_runtime.core.params import CallId, SessionId
 from agent_runtime.schemas.common import ErrorRead
 
-__all__ = ["INVALID", "CallId", "IfMatch", "Limit", "SessionId", "errors"]
+__all__ = ["INVALID", "IfMatch", "Limit", "errors"]
 
 Limit = Annotated[int, Query(ge=1, le=500, description="page size (1-500)")]
 IfMatch = Annotated[

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from agent_runtime.api.routes._params import INVALID, SessionId, errors
+from agent_runtime.api.routes._params import INVALID, errors
 from agent_runtime.core.dependencies import DBSession
+from agent_runtime.core.params import SessionId
 from agent_runtime.errors import NotFoundError
 from agent_runtime.schemas.agent_contexts import (
     AgentContextCreate,

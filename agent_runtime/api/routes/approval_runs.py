@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from agent_runtime.api.routes._params import INVALID, CallId, errors
+from agent_runtime.api.routes._params import INVALID, errors
 from agent_runtime.core.dependencies import AppSettings, DBConnection, DBSession, Hub
+from agent_runtime.core.params import CallId
 from agent_runtime.events import waits
 from agent_runtime.schemas.approvals import (
     MAX_WAIT_SECONDS,

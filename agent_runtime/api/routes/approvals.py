@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from agent_runtime.api.routes._params import INVALID, CallId, Limit, SessionId, errors
+from agent_runtime.api.routes._params import INVALID, Limit, errors
 from agent_runtime.core.dependencies import DBSession
+from agent_runtime.core.params import CallId, SessionId
 from agent_runtime.errors import InvalidInputError, NotFoundError
 from agent_runtime.schemas.approvals import (
     ApprovalCreate,

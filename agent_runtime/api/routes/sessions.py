@@ -10,8 +10,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.api.conditional import etag, resolve_if_match
 from agent_runtime.api.message_body import MESSAGES_BODY, read_messages, refuse_messages
-from agent_runtime.api.routes._params import INVALID, IfMatch, Limit, SessionId, errors
+from agent_runtime.api.routes._params import INVALID, IfMatch, Limit, errors
 from agent_runtime.core.dependencies import DBConnection, DBSession
+from agent_runtime.core.params import SessionId
 from agent_runtime.errors import InvalidInputError, NotFoundError
 from agent_runtime.schemas.common import StatusRead
 from agent_runtime.schemas.cursors import decode_cursor, encode_cursor
