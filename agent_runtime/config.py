@@ -110,6 +110,30 @@ class Settings(BaseSettings):
         description="Event stream: events held for one slow client; beyond, its stream "
         "closes and the client resumes from its last id.",
     )
+    sse_buffer_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Event stream: bytes of events held for one slow client; beyond, its "
+        "stream closes and the client resumes from its last id.",
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Proxies trusted to set X-Forwarded-For and X-Forwarded-Proto "
+        "(uvicorn's meaning: comma-separated addresses or networks, or *); empty: "
+        "trust no one, forwarded headers are ignored.",
+    )
+    header_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        description="`agent-runtime serve`: a connection that has not sent a whole "
+        "request head within this many seconds is closed.",
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="`agent-runtime serve`: open connections per worker; beyond, new "
+        "connections are answered 503.",
+    )
     console_session_hours: float = Field(
         12,
         gt=0,

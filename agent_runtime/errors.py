@@ -11,6 +11,7 @@ __all__ = [
     "AgentRuntimeError",
     "ConfigurationError",
     "ConflictError",
+    "ForbiddenError",
     "InvalidInputError",
     "LegacyImportError",
     "MigrationFileError",
@@ -102,6 +103,13 @@ class UnauthorizedError(AgentRuntimeError):
 
     status_code = 401
     code = "unauthorized"
+
+
+class ForbiddenError(AgentRuntimeError):
+    """The credentials are good, but their role may not do this: 403."""
+
+    status_code = 403
+    code = "forbidden"
 
 
 class TooManyRequestsError(AgentRuntimeError):
