@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_DB_URL", "ENV_PREFIX", "Settings", "get_settings", "unknown_variables"]
+__all__ = [
+    "DEFAULT_DB_URL",
+    "ENV_PREFIX",
+    "Settings",
+    "get_settings",
+    "settings_error",
+    "settings_or_exit",
+    "unknown_variables",
+]
 
 DEFAULT_DB_URL = "sqlite:///data/agent_runtime.db"
 ENV_PREFIX = "AGENT_RUNTIME__"
@@ -153,6 +162,14 @@ class Settings(BaseSettings):
         "logger, message, request_id, exc_info).",
     )
 
+    @field_validator("api_key", "metrics_key")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty key would turn authentication off without a word: unset it instead.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty or blank: give a key, or unset the variable")
+        return value
+
     @property
     def binds_loopback_only(self) -> bool:
         return self.host in {"127.0.0.1", "::1", "localhost"} or self.host.startswith("127.")
@@ -181,6 +198,25 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     return out
 
 
+def settings_error(exc: ValidationError) -> str:
+    """A settings validation error as one line naming each variable."""
+    return "; ".join(
+        f"{ENV_PREFIX}{'.'.join(str(p) for p in error['loc']).upper()} "
+        f"{str(error['msg']).removeprefix('Value error, ')}"
+        for error in exc.errors()
+    )
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_or_exit() -> Settings:
+    """The settings; if they are invalid, one line on stderr and exit 1 (no traceback):
+    what a server started by any means (uvicorn, gunicorn) should do."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        print(f"agent-runtime: error: {settings_error(exc)}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
+from tortoise import Tortoise
 from tortoise.contrib.fastapi import RegisterTortoise
 
 from agent_runtime import __version__
@@ -19,6 +20,7 @@ from agent_runtime.api.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
 )
+from agent_runtime.api.proxy import install_proxy_headers
 from agent_runtime.api.routes import (
     agent_contexts,
     approval_runs,
@@ -29,9 +31,10 @@ from agent_runtime.api.routes import (
     metrics,
     sessions,
 )
-from agent_runtime.config import Settings, get_settings, unknown_variables
+from agent_runtime.config import Settings, get_settings, settings_or_exit, unknown_variables
 from agent_runtime.console import PREFIX as CONSOLE_PREFIX
 from agent_runtime.console import install_console
+from agent_runtime.core.auth import Keys
 from agent_runtime.core.metrics_collect import running_metrics
 from agent_runtime.core.retention_task import periodic_retention
 from agent_runtime.db.config import database_url, direct_database_url, tortoise_config
@@ -40,6 +43,7 @@ from agent_runtime.db.migrations import ensure_schema
 from agent_runtime.errors import MigrationFileError, SchemaOutOfDateError
 from agent_runtime.events.hub import running_hub
 from agent_runtime.observability import logs
+from agent_runtime.services import api_keys as api_key_service
 from agent_runtime.services.message_cache import message_cache
 
 __all__ = ["app", "create_app"]
@@ -51,8 +55,10 @@ contexts, and tool calls waiting for human approval.
 
 Errors always have the body `{"error": {"code": "...", "message": "..."}}`.
 Sessions carry a version, served as `ETag`; send it back as `If-Match` to make a
-write conditional (412 if the session changed). When the server has an API key,
-every route except `/health/*` needs `Authorization: Bearer <key>`. Every answer
+write conditional (412 if the session changed). Once a key exists
+(`AGENT_RUNTIME__API_KEY`, or one made with `agent-runtime key add`), every route
+except `/health/*` needs `Authorization: Bearer <key>`, and the key's role (agent,
+reviewer, admin, metrics) says what it may do: 403 otherwise. Every answer
 carries an `X-Request-ID` (the caller's, when sent), also written in the log lines
 of that request."""
 
@@ -81,10 +87,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             type(exc).__name__,
             exc,
         )
-    if settings.api_key is None:
-        logger.warning(
-            "authentication is off (no AGENT_RUNTIME__API_KEY): serve on a loopback address only"
-        )
     # RegisterTortoise makes the connections visible to request tasks (global
     # fallback) and closes them at shutdown.
     async with (
@@ -94,12 +96,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             poll_seconds=settings.event_poll_seconds,
             listen_on=direct_database_url(settings, db),
             stream_buffer=settings.sse_buffer_events,
+            stream_buffer_bytes=settings.sse_buffer_bytes,
         ) as hub,
         periodic_retention(settings, db.dialect),
         running_metrics(db.dialect),
     ):
         app.state.hub = hub
         logger.info("database %s: connected", db.display())
+        await _warn_if_unauthenticated(settings, db.dialect)
         # What start-up built (modules, the app, pydantic's validators: some 10^5
         # objects) lives as long as the process: keep it out of every full
         # collection, so the collector's pauses scale with the live data only.
@@ -107,6 +111,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.freeze()
         yield
     logger.info("database %s: connections closed", db.display())
+
+
+async def _warn_if_unauthenticated(settings: Settings, dialect: str) -> None:
+    if settings.api_key is not None:
+        return
+    try:
+        keys = await api_key_service.any_api_keys(Tortoise.get_connection(dialect))
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        return  # the requests will say so (503), and the readiness probe
+    if not keys:
+        logger.warning(
+            "authentication is off (no AGENT_RUNTIME__API_KEY, no key made with "
+            "`agent-runtime key add`): serve on a loopback address only"
+        )
 
 
 class _App(FastAPI):
@@ -136,18 +156,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_console(app)
     # Not FastAPI's `max_body_size`: its 413 is plain text, ours has the JSON error body.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Client address and scheme from trusted proxies' X-Forwarded-* (default: none).
+    install_proxy_headers(app, settings)
     # Added last, so it runs first: authentication before anything else.
-    metrics_key = settings.metrics_key
-    path_keys = {metrics.PATH: metrics_key.get_secret_value()} if metrics_key else {}
-    if settings.api_key is not None or path_keys:
-        app.add_middleware(
-            ApiKeyMiddleware,
-            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-            public_paths=health.PUBLIC_PATHS,
-            own_auth_prefix=CONSOLE_PREFIX,
-            path_keys=path_keys,
-        )
+    app.add_middleware(
+        ApiKeyMiddleware,
+        keys=Keys(settings),
+        dialect=app.state.database.dialect,
+        public_paths=health.PUBLIC_PATHS,
+        own_auth_prefix=CONSOLE_PREFIX,
+        metrics_path=metrics.PATH,
+    )
     return app
 
 
-app = create_app()
+app = create_app(settings_or_exit())

@@ -1,5 +1,6 @@
 """Real uvicorn server processes: this project's app (or another ASGI app of the
-repository) on a free loopback port, ready once `/health/ready` answers 200.
+repository) on a free loopback port, ready once `/health/ready` answers 200;
+`start_serve` starts the service's own command, `agent-runtime serve`, the same way.
 
 `start_uvicorn` raises `ServerStartError`, with the server's output, if it does not
 get there; the tests' fixtures (tests/fixtures/servers.py) turn that into a test
@@ -9,12 +10,14 @@ failure, the benchmarks into a failed workload.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,6 +35,7 @@ __all__ = [
     "LiveServer",
     "ServerStartError",
     "server_environment",
+    "start_serve",
     "start_uvicorn",
 ]
 
@@ -180,11 +184,73 @@ def start_uvicorn(
     `LiveServer.kill()` can kill the master and its workers together.
     """
     port = free_port()
-    environment = server_environment(settings, keep_settings=keep_settings)
-    name = f"uvicorn-{port}"
-    stdout, stderr = log_dir / f"{name}.out", log_dir / f"{name}.err"
     command = [sys.executable, "-m", "uvicorn", app, "--host", LOOPBACK, "--port", str(port)]
     command += ["--workers", str(workers), *args]
+    return _start(
+        "uvicorn",
+        command,
+        port,
+        settings,
+        log_dir,
+        workers=workers,
+        keep_settings=keep_settings,
+        start_new_session=start_new_session,
+        timeout=timeout,
+    )
+
+
+def start_serve(
+    settings: Mapping[str, str],
+    log_dir: Path,
+    *,
+    workers: int = 1,
+    keep_settings: bool = False,
+    start_new_session: bool = False,
+    timeout: float = STARTUP_TIMEOUT,
+    open_files: tuple[int, int] | None = None,
+) -> LiveServer:
+    """`start_uvicorn`, but the service's own command, `agent-runtime serve` (its
+    protocol, limits and proxy settings), on this repository's app.
+
+    `open_files`: the (soft, hard) limits of open files the command starts with,
+    as a shell's `ulimit -Sn` / `ulimit -Hn` would set them."""
+    port = free_port()
+    command = [sys.executable, "-m", "agent_runtime", "serve"]
+    command += ["--host", LOOPBACK, "--port", str(port), "--workers", str(workers)]
+    return _start(
+        "serve",
+        command,
+        port,
+        settings,
+        log_dir,
+        workers=workers,
+        keep_settings=keep_settings,
+        start_new_session=start_new_session,
+        timeout=timeout,
+        preexec_fn=_open_files_limits(open_files) if open_files else None,
+    )
+
+
+def _open_files_limits(limits: tuple[int, int]) -> Callable[[], None]:
+    # Runs in the child between fork and exec: nothing to import or allocate there.
+    return functools.partial(resource.setrlimit, resource.RLIMIT_NOFILE, limits)
+
+
+def _start(
+    name: str,
+    command: list[str],
+    port: int,
+    settings: Mapping[str, str],
+    log_dir: Path,
+    *,
+    workers: int,
+    keep_settings: bool,
+    start_new_session: bool,
+    timeout: float,
+    preexec_fn: Callable[[], None] | None = None,
+) -> LiveServer:
+    environment = server_environment(settings, keep_settings=keep_settings)
+    stdout, stderr = log_dir / f"{name}-{port}.out", log_dir / f"{name}-{port}.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
             command,
@@ -193,6 +259,7 @@ def start_uvicorn(
             stdout=out,
             stderr=err,
             start_new_session=start_new_session,
+            preexec_fn=preexec_fn,
         )
     server = LiveServer(
         process,
@@ -206,7 +273,7 @@ def start_uvicorn(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerStartError(f"uvicorn exited with {process.returncode}", server.output())
+            raise ServerStartError(f"{name} exited with {process.returncode}", server.output())
         try:
             if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
                 return server
@@ -215,4 +282,4 @@ def start_uvicorn(
         time.sleep(0.1)
     if not server.stop() and start_new_session:
         server.kill()
-    raise ServerStartError(f"uvicorn not ready within {timeout:.0f} s", server.output())
+    raise ServerStartError(f"{name} not ready within {timeout:.0f} s", server.output())

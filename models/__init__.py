@@ -1,6 +1,7 @@
 """Tortoise models of agent-runtime; this package is also the Tortoise app module."""
 
 from models.agent_context import AgentContext, AgentSwitch
+from models.api_key import ApiKey
 from models.approval import PendingApproval
 from models.enums import (
     APPROVED_OR_LATER,
@@ -10,6 +11,7 @@ from models.enums import (
     ApprovalStatus,
     EventType,
     MessageRole,
+    Role,
 )
 from models.event import Event
 from models.message import Message
@@ -23,6 +25,7 @@ __all__ = [
     "RUN_STATUSES",
     "AgentContext",
     "AgentSwitch",
+    "ApiKey",
     "ApprovalStatus",
     "ConsoleKey",
     "ConsoleSession",
@@ -33,5 +36,6 @@ __all__ = [
     "MessageRole",
     "PendingApproval",
     "Reviewer",
+    "Role",
     "Session",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "ApprovalStatus",
     "EventType",
     "MessageRole",
+    "Role",
 ]
 
 
@@ -23,6 +24,15 @@ class MessageRole(StrEnum):
     ASSISTANT = "assistant"
     SYSTEM = "system"
     TOOL = "tool"
+
+
+class Role(StrEnum):
+    """What an API key may do (docs/security.md has the table)."""
+
+    AGENT = "agent"  # the agent runtime: sessions, contexts, approvals it records and runs
+    REVIEWER = "reviewer"  # a person's tooling: reads, and decides as its reviewer account
+    ADMIN = "admin"  # the operator: everything
+    METRICS = "metrics"  # the scraper: GET /metrics only
 
 
 class ApprovalStatus(StrEnum):

@@ -47,7 +47,12 @@ pytest_plugins = [
 # Fixtures that start a real server process (uvicorn), directly or through another one.
 SERVER_FIXTURES = frozenset({"server", "start_server", "live_servers", "console"})
 # Tests that start `agent-runtime serve` themselves, outside those fixtures and modules.
-SERVER_TESTS = ("tests/cli/test_commands.py::test_serve_runs_uvicorn_with_flags_",)
+SERVER_TESTS = (
+    "tests/cli/test_commands.py::test_serve_runs_uvicorn_with_flags_",
+    "tests/security/test_connections.py::test_serve_",
+    "tests/security/test_forwarded.py::test_live_",
+    "tests/security/test_key_cli.py::test_live_",
+)
 # Tests on PostgreSQL without a backend parameter (Databases.require checks the list).
 POSTGRES_TESTS = (
     "tests/db/test_migrations.py::test_a_database_error_is_not_taken_for_an_empty_database",

@@ -3,7 +3,8 @@
 FastAPI would decode the whole list with the stdlib, validate every message and
 the route would dump every one back to a dict: at 1,000 messages most of a
 save's time, for messages that are already stored. Here the body is decoded
-with orjson and only checked to be a list of objects; the service validates, with
+by `parse_json` (integers kept exact, nesting bounded: schemas/types.py) and only checked
+to be a list of objects; the service validates, with
 `MessageCreate`, the messages it writes. When it refuses one, the whole list is
 validated as FastAPI would have, so the 422 is the one FastAPI gives (same
 `details`, locations under `body`).
@@ -12,15 +13,16 @@ validated as FastAPI would have, so the 422 is the one FastAPI gives (same
 from __future__ import annotations
 
 import email.message
+import json
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.schemas.sessions import MessageCreate
+from agent_runtime.schemas.types import parse_json
 
 __all__ = ["MESSAGES_BODY", "add_message_schemas", "read_messages", "refuse_messages"]
 
@@ -91,8 +93,8 @@ async def read_messages(request: Request) -> list[Any]:
     if not _is_json(request.headers.get("content-type")):
         refuse_messages(body)
     try:
-        messages = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        messages = parse_json(body)
+    except json.JSONDecodeError as exc:
         try:
             body.decode("utf-8")
         except UnicodeDecodeError:

@@ -3,18 +3,22 @@ request body size limit."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from tortoise import Tortoise
 
+from agent_runtime.core.auth import ANONYMOUS, Keys, Permission, allowed, refusal
+from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.observability.logs import REQUEST_ID
 from agent_runtime.observability.metrics import observe_request
+from agent_runtime.services.api_keys import Credential
+from models import Role
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -119,28 +123,32 @@ class RequestContextMiddleware:
 
 
 class ApiKeyMiddleware:
-    """Every HTTP request except `public_paths` needs `Authorization: Bearer <key>`.
+    """Every HTTP request except `public_paths` needs `Authorization: Bearer <key>`
+    once any key exists (the settings' or the database's); the key's credential
+    goes into the request's state for the routes' permission checks.
 
     A middleware rather than a router dependency, so that no route (docs and
-    routes added later included) can be reached without the key. `path_keys`
-    names paths that also accept a key of their own (`/metrics`: the metrics key);
-    with `api_key` None only those paths need a key, theirs.
+    routes added later included) can be reached without a key. What a key may do
+    is checked here only for what no route declares: `/metrics` (a plain route)
+    needs the metrics permission, and a metrics key opens nothing else.
     """
 
     def __init__(
         self,
         app: ASGIApp,
-        api_key: str | None,
+        keys: Keys,
+        dialect: str,
         public_paths: frozenset[str],
         own_auth_prefix: str | None = None,
-        path_keys: Mapping[str, str] | None = None,
+        metrics_path: str | None = None,
     ) -> None:
         self.app = app
-        self.expected = None if api_key is None else f"Bearer {api_key}".encode()
+        self.keys = keys
+        self.dialect = dialect
         self.public_paths = public_paths
         # Paths that authenticate people their own way (the console's login), not by key.
         self.own_auth_prefix = own_auth_prefix
-        self.path_keys = {path: f"Bearer {key}".encode() for path, key in (path_keys or {}).items()}
+        self.metrics_path = metrics_path
 
     def _exempt(self, path: str) -> bool:
         prefix = self.own_auth_prefix
@@ -148,19 +156,42 @@ class ApiKeyMiddleware:
             prefix and (path == prefix or path.startswith(prefix + "/"))
         )
 
+    async def _caller(self, path: str, header: bytes | None) -> Credential | None:
+        db = Tortoise.get_connection(self.dialect)
+        token = header[7:] if header and header[:7].lower() == b"bearer " else None
+        caller = await self.keys.credential(db, token) if token else None
+        if caller is not None:
+            return caller
+        metrics_needs_key = path == self.metrics_path and self.keys.metrics_key_set
+        if metrics_needs_key or await self.keys.required(db):
+            return None
+        return ANONYMOUS
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
-        own = self.path_keys.get(scope["path"])
-        if self.expected is None and own is None:
-            await self.app(scope, receive, send)
+        path = scope["path"]
+        header = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        try:
+            caller = await self._caller(path, header)
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            # Fail closed: no key can be checked, nothing is served.
+            await _send_error(
+                send,
+                503,
+                "unavailable",
+                "database unavailable; retry later",
+                [(b"retry-after", b"1")],
+            )
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        # Each key set is compared, with no early exit: the time taken tells nothing.
-        matches_api = self.expected is not None and hmac.compare_digest(given, self.expected)
-        matches_own = own is not None and hmac.compare_digest(given, own)
-        if not (matches_api or matches_own):
+        if caller is None:
             await _send_error(
                 send,
                 401,
@@ -169,6 +200,13 @@ class ApiKeyMiddleware:
                 [(b"www-authenticate", b'Bearer realm="agent-runtime"')],
             )
             return
+        needed = Permission.METRICS if path == self.metrics_path else None
+        if needed is None and caller.role == Role.METRICS:
+            needed = Permission.READ  # a metrics key opens nothing but /metrics
+        if needed is not None and not allowed(caller, needed):
+            await _send_error(send, 403, "forbidden", str(refusal(caller, needed)))
+            return
+        scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
 
 

@@ -30,6 +30,7 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from agent_runtime.cli.check import check
     from agent_runtime.cli.cleanup import cleanup
+    from agent_runtime.cli.key import key
     from agent_runtime.cli.makemigrations import makemigrations
     from agent_runtime.cli.migrate import migrate
     from agent_runtime.cli.reviewer import reviewer
@@ -46,6 +47,7 @@ def _register() -> None:
         cleanup,
         check,
         reviewer,
+        key,
     ):
         cli.add_command(command)
     try:

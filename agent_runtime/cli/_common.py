@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -13,13 +13,21 @@ import click
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from agent_runtime.config import Settings, get_settings
+from agent_runtime.config import Settings, settings_or_exit
 from agent_runtime.db.config import database_url, tortoise_config
 from agent_runtime.db.errors import is_database_unavailable
+from agent_runtime.db.migrations import pending_on_connection
 from agent_runtime.db.urls import DatabaseURL
-from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.errors import AgentRuntimeError, SchemaOutOfDateError
 
-__all__ = ["connected", "fail", "one_line_errors", "run", "settings_and_database"]
+__all__ = [
+    "connected",
+    "fail",
+    "on_current_database",
+    "one_line_errors",
+    "run",
+    "settings_and_database",
+]
 
 T = TypeVar("T")
 logger = logging.getLogger("agent_runtime")
@@ -32,7 +40,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def settings_and_database(url: str | None = None) -> tuple[Settings, DatabaseURL]:
-    settings = get_settings()
+    settings = settings_or_exit()
     try:
         return settings, database_url(settings, url)
     except AgentRuntimeError as exc:
@@ -68,3 +76,21 @@ async def connected(database: DatabaseURL) -> AsyncIterator[BaseDBAsyncClient]:
         yield Tortoise.get_connection(database.dialect)
     finally:
         await Tortoise.close_connections()
+
+
+def on_current_database(
+    database: DatabaseURL, work: Callable[[BaseDBAsyncClient], Awaitable[T]]
+) -> T:
+    """`work(db)` on `database` once its schema is current; expected failures
+    (pending migrations included) end the command in one line."""
+
+    async def go() -> T:
+        async with connected(database) as db:
+            if pending := await pending_on_connection(db):
+                raise SchemaOutOfDateError(
+                    f"database schema is behind: {len(pending)} migration(s) pending; "
+                    "run `agent-runtime migrate` first"
+                )
+            return await work(db)
+
+    return run(go(), database)

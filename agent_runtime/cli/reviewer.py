@@ -73,12 +73,14 @@ def reviewer() -> None:
 @click.argument("name")
 @password_stdin
 def add(name: str, password_stdin: bool = False) -> None:
-    """Add the reviewer NAME. Their password (8 to 1024 characters) is asked for
-    twice without echo, or read from stdin with --password-stdin."""
+    """Add the reviewer NAME. Names are case-insensitive: NAME is stored case-folded
+    (Unicode NFKC), without surrounding spaces, and a name differing only in case is
+    taken. Their password (8 to 1024 characters) is asked for twice without echo,
+    or read from stdin with --password-stdin."""
     _, database = settings_and_database()
     password = _read_password(password_stdin)
-    _on_database(database, lambda db: add_reviewer(db, name, password))
-    click.echo(f"added reviewer {name}")
+    added = _on_database(database, lambda db: add_reviewer(db, name, password))
+    click.echo(f"added reviewer {added['name']}")
 
 
 @reviewer.command("list")
@@ -99,8 +101,8 @@ def list_() -> None:
 @reviewer.command()
 @click.argument("name")
 def remove(name: str) -> None:
-    """Remove the reviewer NAME. Their console sessions end; the decisions they
-    made keep their name."""
+    """Remove the reviewer NAME (in any case). Their console sessions end; the
+    decisions they made keep their name."""
     _, database = settings_and_database()
     if not _on_database(database, lambda db: remove_reviewer(db, name)):
         fail(f"no reviewer named {name!r}")
@@ -111,8 +113,8 @@ def remove(name: str) -> None:
 @click.argument("name")
 @password_stdin
 def set_password(name: str, password_stdin: bool = False) -> None:
-    """Change the password of the reviewer NAME. Their console sessions end; the
-    password is asked for as by `add`."""
+    """Change the password of the reviewer NAME (in any case). Their console sessions
+    end; the password is asked for as by `add`."""
     _, database = settings_and_database()
     password = _read_password(password_stdin)
     _on_database(database, lambda db: set_reviewer_password(db, name, password))

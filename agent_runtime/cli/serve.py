@@ -12,11 +12,32 @@ from contextlib import contextmanager
 import click
 
 from agent_runtime.cli._common import fail, run, settings_and_database
+from agent_runtime.config import Settings
 from agent_runtime.db.migrations import ensure_schema
 from agent_runtime.observability.logs import logging_config
 from agent_runtime.observability.metrics import MULTIPROC_DIR_ENV
 
 logger = logging.getLogger("agent_runtime")
+
+
+def open_files(settings: Settings) -> None:
+    """Raise the soft limit of open files to the hard one (the workers inherit it);
+    say if it still cannot hold `max_connections` connections per worker."""
+    from agent_runtime.cli.connections import OWN_DESCRIPTORS, raise_open_files_limit
+
+    before, after = raise_open_files_limit()
+    if after != before:
+        logger.info("open files limit raised from %d to %d", before, after)
+    if 0 <= after < settings.max_connections + OWN_DESCRIPTORS:  # -1: unlimited
+        logger.warning(
+            "open files limit %d (the hard limit) is too low for "
+            "AGENT_RUNTIME__MAX_CONNECTIONS=%d: beyond %d connections a worker closes new "
+            "ones at once; raise the hard limit (LimitNOFILE= in a systemd unit, "
+            "ulimit -Hn) or lower the setting",
+            after,
+            settings.max_connections,
+            max(after - OWN_DESCRIPTORS, 1),
+        )
 
 
 @contextmanager
@@ -69,6 +90,12 @@ def serve(
     when AGENT_RUNTIME__AUTO_MIGRATE allows), and refuses to listen beyond
     loopback without an API key. With several workers, GET /metrics reports all
     of them (a private PROMETHEUS_MULTIPROC_DIR, removed at exit).
+
+    Connections: the soft limit of open files is raised to the hard one; a
+    connection that sends no whole request head in AGENT_RUNTIME__HEADER_TIMEOUT_SECONDS
+    is closed; beyond AGENT_RUNTIME__MAX_CONNECTIONS per worker, requests are answered
+    503. Forwarded headers are the app's (AGENT_RUNTIME__FORWARDED_ALLOW_IPS), not
+    uvicorn's.
     """
     settings, database = settings_and_database()
     settings = settings.model_copy(
@@ -92,7 +119,12 @@ def serve(
     if refusal:
         fail(refusal)
     run(ensure_schema(database, auto_migrate=settings.auto_migrate), database)
+    open_files(settings)
     import uvicorn
+
+    from agent_runtime.cli.connections import HeaderTimeoutProtocol, limit_overload_logs
+
+    limit_overload_logs()  # this process's; each worker's when it imports the protocol
 
     with metrics_directory(settings.workers):
         uvicorn.run(
@@ -103,4 +135,11 @@ def serve(
             log_level=settings.log_level,
             log_config=log_config,
             timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+            http=HeaderTimeoutProtocol,
+            # The app reads X-Forwarded-For/-Proto itself, from the proxies of
+            # AGENT_RUNTIME__FORWARDED_ALLOW_IPS only (uvicorn's default trusts 127.0.0.1).
+            proxy_headers=False,
+            # uvicorn answers 503 once the open connections, the request's own
+            # included, reach the limit: + 1 serves max_connections of them.
+            limit_concurrency=settings.max_connections + 1,
         )

@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 from agent_runtime.errors import (
     AgentRuntimeError,
     ConflictError,
+    ForbiddenError,
     InvalidInputError,
     NotFoundError,
     PreconditionFailedError,
@@ -141,6 +142,8 @@ def error_from_response(response: httpx.Response) -> AgentRuntimeError:
         error = InvalidInputError(message, body.get("details"))
     elif status == 401:
         error = UnauthorizedError(message)
+    elif status == 403:
+        error = ForbiddenError(message)
     elif status == 429:
         error = TooManyRequestsError(message, retry_after=int(retry_after(response) or 1))
     elif status == 503:

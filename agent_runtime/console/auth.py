@@ -29,6 +29,7 @@ __all__ = [
     "login_csrf_token",
     "login_from_cookie",
     "session_lifetime",
+    "session_login",
     "session_token",
     "set_login_csrf_cookie",
     "set_session_cookie",
@@ -91,13 +92,21 @@ async def session_token(request: Request, db: BaseDBAsyncClient) -> str | None:
     return await _unsign(db, value, _max_age(request))
 
 
-async def login_from_cookie(request: Request, db: BaseDBAsyncClient) -> ConsoleLogin:
-    """The reviewer whose live session the cookie names; `LoginRequiredError` if none."""
+async def session_login(request: Request, db: BaseDBAsyncClient) -> tuple[str, ConsoleLogin]:
+    """The session token of the request's cookie and its live login (the token, to
+    look the login up again later: a stream checks it is still live);
+    `LoginRequiredError` if none."""
     token = await session_token(request, db)
     login = await console_session_service.console_login(db, token) if token else None
-    if login is None:
+    if token is None or login is None:
         raise LoginRequiredError
     request.state.console_login = login
+    return token, login
+
+
+async def login_from_cookie(request: Request, db: BaseDBAsyncClient) -> ConsoleLogin:
+    """The reviewer whose live session the cookie names; `LoginRequiredError` if none."""
+    _, login = await session_login(request, db)
     return login
 
 

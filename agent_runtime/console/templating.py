@@ -9,15 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from agent_runtime.schemas.types import parse_json, storable_json
 from agent_runtime.timeutils import as_utc, utc_now
 
-__all__ = ["DiffLine", "ToolCall", "diff_lines", "pretty_json", "render"]
+__all__ = ["DiffLine", "ToolCall", "diff_lines", "path_segment", "pretty_json", "render"]
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -27,6 +29,14 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 templates = Jinja2Templates(env=_env)
+
+
+def path_segment(value: Any) -> str:
+    """`value` as one segment of a URL path: every character but letters, digits and
+    `_.-~` percent-encoded, `/` included. Every id in a console link or redirect goes
+    through it (the `path_segment` filter in templates), so no id can make a link
+    lead to another page than its own."""
+    return quote(str(value), safe="")
 
 
 def pretty_json(value: Any) -> str:
@@ -66,8 +76,10 @@ def _tool_calls(value: Any) -> list[ToolCall]:
         )
         arguments = function.get("arguments", call.get("input"))
         if isinstance(arguments, str):  # OpenAI's format: JSON in a string
+            # Shown as parsed only if storable JSON (not nested too deep to print);
+            # otherwise as the text the agent sent.
             with contextlib.suppress(ValueError):
-                arguments = json.loads(arguments)
+                arguments = storable_json(parse_json(arguments))
         text = arguments if isinstance(arguments, str) else pretty_json(arguments)
         out.append(ToolCall(call.get("id"), str(function.get("name") or ""), text))
     return out
@@ -89,7 +101,13 @@ def diff_lines(before: Any, after: Any) -> list[DiffLine]:
     ]
 
 
-_env.filters.update(pretty_json=pretty_json, utc=_utc, age=_age, tool_calls=_tool_calls)
+_env.filters.update(
+    pretty_json=pretty_json,
+    utc=_utc,
+    age=_age,
+    tool_calls=_tool_calls,
+    path_segment=path_segment,
+)
 
 
 def render(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
+import orjson
 from sse_starlette.sse import AppStatus
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -25,51 +26,91 @@ from agent_runtime.events.listener import listen_forever
 from agent_runtime.observability.metrics import EVENT_STREAM_CLIENTS, WAITERS
 from agent_runtime.services.events import last_event_id, on_event_recorded, read_events
 
-__all__ = ["EventHub", "Subscription", "current_hub", "running_hub"]
+__all__ = [
+    "STREAM_BUFFER_BYTES",
+    "EventHub",
+    "Subscription",
+    "current_hub",
+    "event_size",
+    "running_hub",
+]
 
 logger = logging.getLogger("agent_runtime.events")
 
 _BATCH = 500
 LISTENING_POLL_SECONDS = 5.0  # with working notifications, a slow safety net only
 _SHUTDOWN_CHECK_SECONDS = 0.5
+STREAM_BUFFER_BYTES = 8 * 1024 * 1024  # the default of AGENT_RUNTIME__SSE_BUFFER_BYTES
+
+
+def event_size(event: dict[str, Any]) -> int:
+    """The bytes of `event` as JSON: about what a stream sends for it (its `data:`)."""
+    return len(orjson.dumps(event, default=str))
 
 
 class Subscription:
-    """What one event stream receives: the matching events, up to `maxsize` held.
+    """What one event stream receives: the matching events, up to `maxsize` of them
+    and `max_bytes` of their JSON (`event_size`) held at once.
 
-    Beyond that the subscription is marked `overflowed` (the stream then closes and
-    its client resumes from its last id, read from the log): a slow reader costs
-    bounded memory.
+    The last batch handed out by `take` counts until the next `take`: the stream
+    holds it while its client reads it. Beyond either bound the subscription is marked
+    `overflowed` (the stream then closes and its client resumes from its last id,
+    read from the log): a slow reader costs bounded memory, whatever the size of the
+    events. One event larger than `max_bytes` is still taken when nothing else is
+    held, so that a stream that keeps up is not closed by every large event.
     """
 
-    def __init__(self, maxsize: int, types: Collection[str] | None, session_id: str | None) -> None:
+    def __init__(
+        self,
+        maxsize: int,
+        types: Collection[str] | None,
+        session_id: str | None,
+        max_bytes: int = STREAM_BUFFER_BYTES,
+    ) -> None:
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self.types = frozenset(types) if types else None
         self.session_id = session_id
         self.events: deque[dict[str, Any]] = deque()
         self.ready = asyncio.Event()
         self.overflowed = False
+        self.held_bytes = 0  # of `events` and of the batch last taken
+        self._sizes: deque[int] = deque()  # of `events`, in order
+        self._taken_bytes = 0
 
     def matches(self, event: dict[str, Any]) -> bool:
         return (self.types is None or event["type"] in self.types) and (
             self.session_id is None or event["session_id"] == self.session_id
         )
 
-    def offer(self, event: dict[str, Any]) -> None:
+    def offer(self, event: dict[str, Any], size: int | None = None) -> None:
+        """Hold `event` if it matches; `size` is its `event_size` (computed if None)."""
         if self.overflowed or not self.matches(event):
             return
-        if len(self.events) >= self.maxsize:
+        if size is None:
+            size = event_size(event)
+        too_many = len(self.events) >= self.maxsize
+        too_large = self.held_bytes > 0 and self.held_bytes + size > self.max_bytes
+        if too_many or too_large:
             self.overflowed = True
+            # What is held goes out, then the stream ends: nothing more is needed.
         else:
             self.events.append(event)
+            self._sizes.append(size)
+            self.held_bytes += size
         self.ready.set()
 
     async def take(self) -> list[dict[str, Any]]:
-        """The events held (waiting for some first); [] once overflowed and drained."""
+        """The events held (waiting for some first); [] once overflowed and drained.
+        The previous batch stops counting now: its stream has sent it."""
+        self.held_bytes -= self._taken_bytes
+        self._taken_bytes = 0
         await self.ready.wait()
         self.ready.clear()
         taken = list(self.events)
         self.events.clear()
+        self._taken_bytes = sum(self._sizes)
+        self._sizes.clear()
         return taken
 
 
@@ -83,12 +124,14 @@ class EventHub:
         poll_seconds: float,
         listen_on: DatabaseURL | None = None,
         stream_buffer: int = 1000,
+        stream_buffer_bytes: int = STREAM_BUFFER_BYTES,
         serving: bool = True,
     ) -> None:
         self.connection_name = connection_name
         self.poll_seconds = poll_seconds
         self.listen_on = listen_on
         self.stream_buffer = stream_buffer
+        self.stream_buffer_bytes = stream_buffer_bytes
         # A server's hub ends its waits when uvicorn begins shutting down; the
         # service API's own hub (no server) must not: that flag is process-wide
         # and stays set after any in-process server has stopped.
@@ -133,7 +176,9 @@ class EventHub:
     def subscribe(
         self, types: Collection[str] | None = None, session_id: str | None = None
     ) -> Iterator[Subscription]:
-        subscription = Subscription(self.stream_buffer, types, session_id)
+        subscription = Subscription(
+            self.stream_buffer, types, session_id, max_bytes=self.stream_buffer_bytes
+        )
         self._streams.add(subscription)
         try:
             with EVENT_STREAM_CLIENTS.track_inprogress():
@@ -251,8 +296,13 @@ class EventHub:
         if call_id is not None:
             for changed in self._waiters.get(call_id, ()):
                 changed.set()
+        size = None  # computed once, for the first stream that wants the event
         for subscription in self._streams:
-            subscription.offer(event)
+            if subscription.overflowed or not subscription.matches(event):
+                continue
+            if size is None:
+                size = event_size(event)
+            subscription.offer(event, size)
 
 
 # The hub of this process: the app's (lifespan), or one started for the service API.
@@ -273,6 +323,7 @@ async def running_hub(
     poll_seconds: float,
     listen_on: DatabaseURL | None,
     stream_buffer: int = 1000,
+    stream_buffer_bytes: int = STREAM_BUFFER_BYTES,
     serving: bool = True,
 ) -> AsyncIterator[EventHub]:
     """Run this process's hub for `db` (Tortoise initialised) while in the block;
@@ -283,6 +334,7 @@ async def running_hub(
         poll_seconds=poll_seconds,
         listen_on=listen_on,
         stream_buffer=stream_buffer,
+        stream_buffer_bytes=stream_buffer_bytes,
         serving=serving,
     )
     await hub.start()

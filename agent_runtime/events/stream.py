@@ -4,7 +4,10 @@ Every event of the log after the client's last id, in order, exactly once: first
 what the log holds (read in pages), then what the hub hands over live; an event
 seen in both is sent once (ids only grow). A client reconnecting with
 `Last-Event-ID` resumes after it, across server restarts too, since the ids are
-the log's.
+the log's. A client that does not read as fast as events come has its stream
+closed once the hub holds `stream_buffer` events or `stream_buffer_bytes` of them
+for it (`AGENT_RUNTIME__SSE_BUFFER_EVENTS`, `AGENT_RUNTIME__SSE_BUFFER_BYTES`):
+it reconnects and resumes.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 import orjson
 from sse_starlette import ServerSentEvent
 
+from agent_runtime.errors import InvalidInputError
 from agent_runtime.events.hub import EventHub
 from agent_runtime.services.events import read_events
+from models.limits import BIGINT_MAX
 
 __all__ = ["PAGE", "event_stream", "first_page"]
 
@@ -32,7 +37,12 @@ async def first_page(
     hub: EventHub, after: int, types: Collection[str] | None, session_id: str | None
 ) -> list[dict[str, Any]]:
     """The log's first page after `after`; read before the response starts, so an
-    unreachable database is answered 503 rather than with a broken stream."""
+    unreachable database is answered 503 rather than with a broken stream. An
+    `after` no event id can reach (negative, or beyond 64 bits) is invalid input."""
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= BIGINT_MAX:
+        raise InvalidInputError(
+            f"Last-Event-ID / after must be an event id, 0 to {BIGINT_MAX}; got {after!r:.40}"
+        )
     return await read_events(
         hub.connection(), after=after, limit=PAGE, types=types, session_id=session_id
     )
@@ -46,7 +56,8 @@ async def event_stream(
     session_id: str | None,
 ) -> AsyncIterator[ServerSentEvent]:
     """`first` (from `first_page`), the rest of the log, then live events. Ends when
-    the client fell `hub.stream_buffer` events behind: it reconnects and resumes."""
+    the client fell `hub.stream_buffer` events or `hub.stream_buffer_bytes` behind:
+    it reconnects and resumes."""
     last = after
     with hub.subscribe(types, session_id) as subscription:
         for event in first:

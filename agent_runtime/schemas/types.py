@@ -7,12 +7,14 @@ is refused, with the same message, on every path.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -22,6 +24,7 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
 )
+from pydantic_core import from_json
 
 from agent_runtime.timeutils import to_utc_datetime
 from models.enums import DECISIONS, OUTCOMES, ApprovalStatus
@@ -44,6 +47,8 @@ __all__ = [
     "Title",
     "UTCDateTime",
     "cut_title",
+    "parse_json",
+    "reachable_id",
     "storable_json",
     "storable_text",
 ]
@@ -100,6 +105,58 @@ def storable_json(value: Any) -> Any:
     return value
 
 
+def parse_json(raw: str | bytes) -> Any:
+    """JSON text (bytes: UTF-8) as the values `storable_json` then judges; every
+    JSON body, form field or cursor a client sends that holds JSON is read with it.
+
+    pydantic-core's parser (jiter): as fast as orjson, but integers stay exact
+    (orjson turns one beyond 64 bits into a float, 2**64 into 1.8446744073709552e19,
+    so the storage rule could not refuse it and a reviewer would see another number
+    than the agent sent), and nesting deeper than 200 levels is a refusal like any
+    syntax error: never a `RecursionError`, here or in the code that copies or
+    compares the value before the rule refuses it (deeper than `JSON_DEPTH_MAX`).
+    1e400, NaN and Infinity are read as floats, which the rule refuses, as it does
+    in-process and in the bodies FastAPI decodes.
+
+    Raises `json.JSONDecodeError` (a `ValueError`), with `msg` and `pos` (orjson's,
+    when it refuses the text too).
+    """
+    try:
+        return from_json(raw)
+    except ValueError as exc:
+        reason = str(exc)
+    try:  # where the text fails, for the error's details (the position FastAPI gives)
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise exc from None
+    raise json.JSONDecodeError(reason, "", 0)
+
+
+# The id rule: an id must be reachable as one path segment of every route and console
+# link that names it (`/sessions/{session_id}`, `/approvals/{call_id}`,
+# `/console/...`), the link built with `urllib.parse.quote(id, safe="")`. Refused:
+# `/` (a `%2F` is decoded before routing: no route matches), `.` and `..` (dot
+# segments: HTTP clients remove them, browsers even percent-encoded as `%2E%2E`, so a
+# link could only lead elsewhere), and control characters (C0, DEL, C1: URL parsers
+# strip or refuse them unencoded; no id needs one, and they would break the log lines
+# and pages that show the id). Everything else (`?`, `#`, `%`, `\`, spaces, any other
+# Unicode) is reachable once percent-encoded.
+_UNREACHABLE = re.compile(r"[/\x00-\x1f\x7f-\x9f]")
+_DOT_SEGMENTS = frozenset({".", ".."})
+UNREACHABLE_ID = (
+    "must not be '.' or '..', nor contain '/' or a control character: "
+    "no URL could reach it as one path segment"
+)
+
+
+def reachable_id(value: str) -> str:
+    """`value` if routes and console links can reach it as one path segment (the id
+    rule, applied to every id the service stores: session ids, call ids)."""
+    if value in _DOT_SEGMENTS or _UNREACHABLE.search(value):
+        raise ValueError(UNREACHABLE_ID)
+    return value
+
+
 def _one_of(allowed: frozenset[ApprovalStatus]) -> Any:
     def check(value: Any) -> ApprovalStatus:
         if not isinstance(value, str) or value not in allowed:
@@ -109,12 +166,14 @@ def _one_of(allowed: frozenset[ApprovalStatus]) -> Any:
     return check
 
 
-def _text(*, min_length: int = 0, max_length: int | None = None) -> Any:
-    return Annotated[
-        str,
+def _text(*, min_length: int = 0, max_length: int | None = None, rule: Any = None) -> Any:
+    checks: list[Any] = [
         StringConstraints(strict=True, min_length=min_length, max_length=max_length),
         BeforeValidator(_storable_if_text),
     ]
+    if rule is not None:
+        checks.append(AfterValidator(rule))
+    return Annotated[(str, *checks)]
 
 
 # Strict: text is a str, never bytes or a number turned into one.
@@ -122,8 +181,10 @@ StorableText = Annotated[str, Strict(), AfterValidator(storable_text)]
 StorableJSON = Annotated[Any, AfterValidator(storable_json)]
 JSONObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
 
-Id = _text(min_length=1, max_length=ID_MAX)  # a session or call id to store
-LookupId = _text(max_length=ID_MAX)  # an id to look up: anything that could be stored
+# A session or call id to store: 1 to ID_MAX storable characters, reachable by URL.
+Id = _text(min_length=1, max_length=ID_MAX, rule=reachable_id)
+# An id to look up: anything that could be stored (ids stored before the id rule too).
+LookupId = _text(max_length=ID_MAX)
 Name = _text(max_length=NAME_MAX)  # optional names: message name, tool_call_id, decided_by
 RequiredName = _text(min_length=1, max_length=NAME_MAX)  # tool names, tool call ids
 AgentName = _text(min_length=1, max_length=AGENT_MAX)

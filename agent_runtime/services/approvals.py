@@ -280,19 +280,26 @@ async def _record_decision(
     )
 
 
-async def update_approval_status(db: DB, call_id: str, status: str) -> bool:
+async def update_approval_status(
+    db: DB, call_id: str, status: str, *, decided_by: str | None = None
+) -> bool:
     """Set the status to approved, rejected or cancelled (last write wins, as in the
     legacy service); anything else raises `InvalidInputError` and changes nothing.
     False if the call is unknown, or already claimed or run: a tool that has run
-    (or is running) is not decided again, or it could run twice."""
+    (or is running) is not decided again, or it could run twice. `decided_by`, when
+    given, is recorded as who decided (else the stored one is kept)."""
     call_id = lookup_id(call_id, "call_id")
     decision = require_decision(status)
+    by = validate(Name | None, decided_by, "decided_by")
+    changes: dict[str, Any] = {"status": decision, "decided_at": utc_now()}
+    if by is not None:
+        changes["decided_by"] = by
     async with atomic(db) as conn:
         updated = (
             await PendingApproval.filter(call_id=call_id)
             .exclude(status__in=RUN_STATUSES)
             .using_db(conn)
-            .update(status=decision, decided_at=utc_now())
+            .update(**changes)
         )
         if updated:
             stored = await get_approval(conn, call_id)

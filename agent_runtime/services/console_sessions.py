@@ -13,8 +13,9 @@ from tortoise.exceptions import IntegrityError
 
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.services._common import DB, atomic
+from agent_runtime.services.reviewers import find_reviewer
 from agent_runtime.timeutils import utc_now
-from models import ConsoleKey, ConsoleSession, Reviewer
+from models import ConsoleKey, ConsoleSession
 
 __all__ = [
     "ConsoleLogin",
@@ -41,19 +42,17 @@ def _hash(token: str) -> str:
 
 
 async def start_console_session(db: DB, reviewer: str, lifetime: timedelta) -> str:
-    """A new session for the reviewer named `reviewer`; returns its token (for the cookie)."""
+    """A new session for the reviewer named `reviewer` (any form of the name:
+    `reviewers.normalize_reviewer_name`); returns its token (for the cookie)."""
     token = secrets.token_urlsafe(32)
     now = utc_now()
     async with atomic(db) as conn:
-        found: list[Any] = (
-            await Reviewer.filter(name=reviewer).using_db(conn).values_list("id", flat=True)
-        )
-        if not found:
+        found = await find_reviewer(conn, reviewer)
+        if found is None:
             raise NotFoundError(f"no reviewer named {reviewer!r}")
-        reviewer_id = found[0]
         await ConsoleSession.create(
             token_hash=_hash(token),
-            reviewer_id=reviewer_id,
+            reviewer_id=found.id,
             csrf_token=secrets.token_urlsafe(32),
             created_at=now,
             expires_at=now + lifetime,

@@ -305,10 +305,11 @@ async def test_metrics_needs_the_api_key_or_the_metrics_key(
                 assert response.status_code == status, (authorization, response.text)
                 if status == 401:
                     assert response.json()["error"]["code"] == "unauthorized"
-            # The metrics key opens /metrics only; health stays public.
+            # The metrics key opens /metrics only (its role: 403 elsewhere); health
+            # stays public.
             metrics_only = {"Authorization": f"Bearer {METRICS_KEY}"}
             sessions = await client.get("/sessions", headers=metrics_only)
-            assert sessions.status_code == (401 if api_key else 200)
+            assert sessions.status_code == (403 if metrics_key else 401 if api_key else 200)
             assert (await client.get("/health/live")).status_code == 200
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from agent_runtime.api.routes._params import INVALID, errors
+from agent_runtime.api.routes._params import INVALID, READS, WRITES, errors
 from agent_runtime.core.dependencies import DBSession
 from agent_runtime.core.params import SessionId
 from agent_runtime.errors import NotFoundError
@@ -26,13 +26,18 @@ router = APIRouter(
 _404 = errors({404: "unknown session or no context"})
 
 
-@router.get("/agent-contexts", response_model=AgentContextListRead)
+@router.get("/agent-contexts", dependencies=READS, response_model=AgentContextListRead)
 async def list_agent_contexts(db: DBSession) -> dict[str, Any]:
     """Ids of the sessions that have an agent context."""
     return {"session_ids": await agent_context_service.list_all_contexts(db)}
 
 
-@router.put("/sessions/{session_id}/agent-context", response_model=AgentContextRead, responses=_404)
+@router.put(
+    "/sessions/{session_id}/agent-context",
+    dependencies=WRITES,
+    response_model=AgentContextRead,
+    responses=_404,
+)
 async def put_agent_context(
     session_id: SessionId, context: AgentContextCreate, db: DBSession
 ) -> dict[str, Any]:
@@ -55,7 +60,12 @@ async def put_agent_context(
     return loaded
 
 
-@router.get("/sessions/{session_id}/agent-context", response_model=AgentContextRead, responses=_404)
+@router.get(
+    "/sessions/{session_id}/agent-context",
+    dependencies=READS,
+    response_model=AgentContextRead,
+    responses=_404,
+)
 async def get_agent_context(session_id: SessionId, db: DBSession) -> dict[str, Any]:
     context = await agent_context_service.load_agent_context(db, session_id)
     if context is None:
@@ -64,14 +74,19 @@ async def get_agent_context(session_id: SessionId, db: DBSession) -> dict[str, A
 
 
 @router.delete(
-    "/sessions/{session_id}/agent-context", status_code=status.HTTP_204_NO_CONTENT, responses=_404
+    "/sessions/{session_id}/agent-context",
+    dependencies=WRITES,
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_404,
 )
 async def delete_agent_context(session_id: SessionId, db: DBSession) -> None:
     if not await agent_context_service.delete_agent_context(db, session_id):
         raise NotFoundError(f"no agent context for session {session_id!r}")
 
 
-@router.get("/sessions/{session_id}/agent-switches", response_model=AgentSwitchListRead)
+@router.get(
+    "/sessions/{session_id}/agent-switches", dependencies=READS, response_model=AgentSwitchListRead
+)
 async def list_agent_switches(
     session_id: SessionId,
     db: DBSession,

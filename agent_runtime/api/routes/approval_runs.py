@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from agent_runtime.api.routes._params import INVALID, errors
+from agent_runtime.api.routes._params import INVALID, READS, WRITES, errors
 from agent_runtime.core.dependencies import AppSettings, DBConnection, DBSession, Hub
 from agent_runtime.core.params import CallId
 from agent_runtime.events import waits
@@ -35,7 +35,9 @@ WaitTimeout = Annotated[
 ]
 
 
-@router.get("/approvals/{call_id}/wait", response_model=ApprovalRead, responses=_404)
+@router.get(
+    "/approvals/{call_id}/wait", dependencies=READS, response_model=ApprovalRead, responses=_404
+)
 async def wait_for_decision(
     call_id: CallId,
     db: DBConnection,
@@ -49,6 +51,7 @@ async def wait_for_decision(
 
 @router.post(
     "/approvals/{call_id}/claim",
+    dependencies=WRITES,
     response_model=ApprovalClaimRead,
     responses={
         **_404,
@@ -79,6 +82,7 @@ async def claim_approval(
 
 @router.post(
     "/approvals/{call_id}/result",
+    dependencies=WRITES,
     response_model=ApprovalRead,
     responses={**_404, **errors({409: "not the current claim's token, or its lease ended"})},
 )
@@ -92,7 +96,12 @@ async def report_result(
     )
 
 
-@router.get("/approvals/{call_id}/events", response_model=list[ApprovalEventRead], responses=_404)
+@router.get(
+    "/approvals/{call_id}/events",
+    dependencies=READS,
+    response_model=list[ApprovalEventRead],
+    responses=_404,
+)
 async def get_approval_events(call_id: CallId, db: DBConnection) -> list[dict[str, Any]]:
     """The call's audit trail, oldest first: created, decided, claimed, executed ...
     (kept after the approval is deleted)."""

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from agent_runtime.api.routes._params import INVALID, Limit, errors
+from agent_runtime.api.routes._params import INVALID, READS, WRITES, Limit, errors
+from agent_runtime.core.auth import Decider
 from agent_runtime.core.dependencies import DBSession
 from agent_runtime.core.params import CallId, SessionId
 from agent_runtime.errors import InvalidInputError, NotFoundError
@@ -62,6 +63,7 @@ async def _page(
 
 @router.post(
     "/approvals",
+    dependencies=WRITES,
     response_model=ApprovalRead,
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": ApprovalRead, "description": "already recorded"}, **_409},
@@ -84,7 +86,7 @@ async def create_approval(
     return stored
 
 
-@router.get("/approvals", response_model=ApprovalPageRead)
+@router.get("/approvals", dependencies=READS, response_model=ApprovalPageRead)
 async def list_approvals(
     db: DBSession,
     status_filter: Annotated[ApprovalStatus | None, Query(alias="status")] = None,
@@ -96,7 +98,7 @@ async def list_approvals(
     return await _page(db, limit, cursor, status_filter, session_id)
 
 
-@router.get("/sessions/{session_id}/approvals", response_model=ApprovalPageRead)
+@router.get("/sessions/{session_id}/approvals", dependencies=READS, response_model=ApprovalPageRead)
 async def list_session_pending_approvals(
     session_id: SessionId,
     db: DBSession,
@@ -107,7 +109,7 @@ async def list_session_pending_approvals(
     return await _page(db, limit, cursor, ApprovalStatus.PENDING, session_id)
 
 
-@router.get("/approvals/{call_id}", response_model=ApprovalRead, responses=_404)
+@router.get("/approvals/{call_id}", dependencies=READS, response_model=ApprovalRead, responses=_404)
 async def get_approval(call_id: CallId, db: DBSession) -> dict[str, Any]:
     approval = await approval_service.get_approval(db, call_id)
     if approval is None:
@@ -121,17 +123,18 @@ async def get_approval(call_id: CallId, db: DBSession) -> dict[str, Any]:
     responses={**_404, **errors({409: "already decided otherwise"})},
 )
 async def decide_approval(
-    call_id: CallId, decision: ApprovalDecisionCreate, db: DBSession
+    call_id: CallId, decision: ApprovalDecisionCreate, db: DBSession, caller: Decider
 ) -> dict[str, Any]:
     """Decide a pending approval, optionally with a `message` for the agent and, when
     approving, edited `arguments` (the recorded ones are kept). Only `pending` can be
     decided: repeating the same decision returns the approval unchanged, a different
-    one gets 409 (with the stored approval as `error.current`)."""
+    one gets 409 (with the stored approval as `error.current`). Needs a reviewer key
+    (recorded as `decided_by`, whatever the body says) or an admin key."""
     return await approval_service.decide_approval(
         db,
         call_id,
         decision.status,
-        decided_by=decision.decided_by,
+        decided_by=caller.reviewer or decision.decided_by,
         message=decision.message,
         arguments=decision.arguments,
     )
@@ -139,16 +142,25 @@ async def decide_approval(
 
 @router.put("/approvals/{call_id}/status", response_model=ApprovalStatusRead)
 async def update_approval_status(
-    call_id: CallId, update: ApprovalStatusUpdate, db: DBSession
+    call_id: CallId, update: ApprovalStatusUpdate, db: DBSession, caller: Decider
 ) -> dict[str, bool]:
     """The legacy status update (`update_approval_status`): set `approved`, `rejected`
     or `cancelled` whatever the current decision (last write wins). `updated` is
     false when the call is unknown, or already claimed or run (a tool is not decided
-    again once it runs). New code uses the compare-and-set `POST .../decision`."""
-    return {"updated": await approval_service.update_approval_status(db, call_id, update.status)}
+    again once it runs). New code uses the compare-and-set `POST .../decision`. Needs
+    a reviewer key (recorded as `decided_by`) or an admin key."""
+    updated = await approval_service.update_approval_status(
+        db, call_id, update.status, decided_by=caller.reviewer
+    )
+    return {"updated": updated}
 
 
-@router.delete("/approvals/{call_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)
+@router.delete(
+    "/approvals/{call_id}",
+    dependencies=WRITES,
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_404,
+)
 async def delete_approval(call_id: CallId, db: DBSession) -> None:
     if not await approval_service.delete_pending_approval(db, call_id):
         raise NotFoundError(f"approval {call_id!r} not found")

@@ -7,17 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
-from agent_runtime.api.routes._params import INVALID
+from agent_runtime.api.routes._params import INVALID, READS
 from agent_runtime.core.dependencies import AppSettings, Hub
 from agent_runtime.events.stream import event_stream, first_page
 from agent_runtime.services import events as event_service
-from models.limits import ID_MAX
+from models.limits import BIGINT_MAX, ID_MAX
 
 router = APIRouter(tags=["events"], responses=INVALID)
 
 
 @router.get(
     "/events",
+    dependencies=READS,
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "the event stream"}},
 )
@@ -29,9 +30,10 @@ async def stream_events(
         Query(description="comma-separated event types, e.g. approval.created,approval.decided"),
     ] = None,
     session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=BIGINT_MAX)] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="resume after this id (as `Last-Event-ID`)")
+        int | None,
+        Query(ge=0, le=BIGINT_MAX, description="resume after this id (as `Last-Event-ID`)"),
     ] = None,
 ) -> EventSourceResponse:
     """Every event after `Last-Event-ID` (or `after`; default: from now on), then live

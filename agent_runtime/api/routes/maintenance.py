@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from agent_runtime.api.routes._params import INVALID
+from agent_runtime.api.routes._params import INVALID, MAINTAINS
 from agent_runtime.core.dependencies import DBSession
 from agent_runtime.schemas.maintenance import CleanupCreate, CleanupRead
 from agent_runtime.services import retention as retention_service
@@ -19,7 +19,7 @@ router = APIRouter(
 )
 
 
-@router.post("/cleanup", response_model=CleanupRead)
+@router.post("/cleanup", dependencies=MAINTAINS, response_model=CleanupRead)
 async def cleanup(policy: CleanupCreate, db: DBSession) -> dict[str, Any]:
     """Soft-delete sessions idle longer than `idle_hours`, hard-delete sessions
     soft-deleted more than `purge_deleted_after_days` ago, expire approvals pending

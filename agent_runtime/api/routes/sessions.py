@@ -10,7 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.api.conditional import etag, resolve_if_match
 from agent_runtime.api.message_body import MESSAGES_BODY, read_messages, refuse_messages
-from agent_runtime.api.routes._params import INVALID, IfMatch, Limit, errors
+from agent_runtime.api.routes._params import INVALID, READS, WRITES, IfMatch, Limit, errors
 from agent_runtime.core.dependencies import DBConnection, DBSession
 from agent_runtime.core.params import SessionId
 from agent_runtime.errors import InvalidInputError, NotFoundError
@@ -100,7 +100,7 @@ async def _write_messages(
     return Response(_SAVED, media_type="application/json", headers={"ETag": etag(version)})
 
 
-@router.get("", response_model=SessionPageRead)
+@router.get("", dependencies=READS, response_model=SessionPageRead)
 async def list_sessions(
     db: DBSession,
     limit: Limit = 50,
@@ -122,6 +122,7 @@ async def list_sessions(
 
 @router.get(
     "/{session_id}",
+    dependencies=READS,
     response_model=SessionRead,
     response_model_exclude_unset=True,
     responses=_404,
@@ -138,7 +139,11 @@ async def get_session(session_id: SessionId, db: DBConnection) -> Response:
 
 
 @router.post(
-    "/{session_id}", response_model=StatusRead, responses=_412, openapi_extra=MESSAGES_BODY
+    "/{session_id}",
+    dependencies=WRITES,
+    response_model=StatusRead,
+    responses=_412,
+    openapi_extra=MESSAGES_BODY,
 )
 async def save_session(
     session_id: SessionId,
@@ -154,7 +159,12 @@ async def save_session(
     return await _write_messages(request, session_id, db, if_match, last_activity, append=False)
 
 
-@router.patch("/{session_id}", response_model=SessionSummaryRead, responses={**_404, **_412})
+@router.patch(
+    "/{session_id}",
+    dependencies=WRITES,
+    response_model=SessionSummaryRead,
+    responses={**_404, **_412},
+)
 async def update_session(
     session_id: SessionId,
     changes: SessionUpdate,
@@ -176,7 +186,12 @@ async def update_session(
     return summary
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_404, **_412})
+@router.delete(
+    "/{session_id}",
+    dependencies=WRITES,
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_404, **_412},
+)
 async def delete_session(
     session_id: SessionId,
     db: DBSession,
@@ -195,6 +210,7 @@ async def delete_session(
 
 @router.get(
     "/{session_id}/messages",
+    dependencies=READS,
     response_model=MessagePageRead,
     response_model_exclude_unset=True,
     responses=_404,
@@ -237,6 +253,7 @@ async def list_messages(
 
 @router.post(
     "/{session_id}/messages",
+    dependencies=WRITES,
     response_model=StatusRead,
     responses=_412,
     openapi_extra=MESSAGES_BODY,
@@ -253,7 +270,9 @@ async def append_messages(
     return await _write_messages(request, session_id, db, if_match, last_activity, append=True)
 
 
-@router.get("/{session_id}/stats", response_model=SessionStatsRead, responses=_404)
+@router.get(
+    "/{session_id}/stats", dependencies=READS, response_model=SessionStatsRead, responses=_404
+)
 async def get_session_stats(session_id: SessionId, db: DBSession) -> dict[str, Any]:
     stats = await session_service.get_session_stats(db, session_id)
     if stats is None:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from agent_runtime.console.auth import CheckedLogin, ConsoleUser
-from agent_runtime.console.templating import diff_lines, pretty_json, render
+from agent_runtime.console.templating import diff_lines, path_segment, pretty_json, render
 from agent_runtime.core.dependencies import DBSession
 from agent_runtime.core.params import CallId
 from agent_runtime.errors import ConflictError, InvalidInputError, NotFoundError
+from agent_runtime.schemas.types import JSONObject, parse_json
+from agent_runtime.schemas.validation import validate
 from agent_runtime.services import approvals as approval_service
 from agent_runtime.services import events as event_service
 from agent_runtime.services import messages as message_service
@@ -85,13 +85,19 @@ async def show_approval(
 
 
 def _edited(approval: dict[str, Any], text: str) -> dict[str, Any] | None:
-    """The arguments the reviewer edited, or None when they left them as recorded."""
+    """The arguments the reviewer edited, or None when they left them as recorded.
+
+    Read as the REST API reads a body (`parse_json`: integers exact, no recursion
+    limit to hit) and held to the storage rule before anything is shown: the
+    confirmation page prints them, and the reviewer must confirm what will be stored.
+    """
     try:
-        value = json.loads(text)
+        value = parse_json(text)
     except ValueError as exc:
         raise InvalidInputError(f"the arguments are not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidInputError("the arguments must be a JSON object")
+    value = validate(JSONObject, value, "arguments")
     return None if value == approval["arguments"] else value
 
 
@@ -136,5 +142,5 @@ async def decide(request: Request, call_id: CallId, login: CheckedLogin, db: DBS
         return await approval_page(request, db, current, status=409, already=current, draft=kept)
     if decided["decided_by"] != login.reviewer:  # the same decision, taken first by someone else
         return await approval_page(request, db, decided, status=409, already=decided, draft=kept)
-    target = f"/console/approvals/{quote(call_id, safe='')}?done={decision.value}"
+    target = f"/console/approvals/{path_segment(call_id)}?done={decision.value}"
     return RedirectResponse(target, status_code=303)

@@ -51,7 +51,9 @@ async def login_page(request: Request, next: str = "/console/") -> Response:
 
 
 # A plain connection, not the request's transaction: the password check takes ~50 ms
-# of CPU by design, and must not hold a transaction (on SQLite, the write lock) meanwhile.
+# of CPU by design, and must not hold a transaction (on SQLite, the write lock) meanwhile;
+# and the throttle commits each attempt's reservation before the check, so that
+# concurrent attempts count it (services/reviewers.py `authenticate`).
 @router.post("/login")
 async def log_in(request: Request, db: DBConnection) -> Response:
     form = await request.form()

@@ -16,6 +16,7 @@ from agent_runtime.services import approvals as approval_service
 from agent_runtime.services import messages as message_service
 from agent_runtime.services import sessions as session_service
 from agent_runtime.timeutils import parse_datetime
+from models.limits import INT_MAX
 
 router = APIRouter()
 
@@ -31,7 +32,9 @@ async def sessions_list(
     after = None
     if cursor:
         value = decode_cursor("console-sessions", cursor)
-        after = (parse_datetime(value[0], "cursor"), str(value[1]))
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)):
+            raise InvalidInputError("invalid console-sessions cursor")
+        after = (parse_datetime(value[0], "cursor"), value[1])
     page = await session_service.list_sessions(
         db, limit=PAGE, after=after, search=q.strip() or None
     )
@@ -52,8 +55,8 @@ async def session_detail(
     db: DBSession,
     after: int | None = None,
 ) -> Response:
-    if after is not None and after < 0:
-        raise InvalidInputError("after must be a message position (0 or more)")
+    if after is not None and not 0 <= after <= INT_MAX:
+        raise InvalidInputError(f"after must be a message position (0 to {INT_MAX})")
     session = await session_service.get_session(db, session_id)
     messages = await message_service.list_messages(db, session_id, limit=MESSAGES_PAGE, after=after)
     if session is None or messages is None:

@@ -9,9 +9,15 @@ imported as NULL: the legacy `load_session` left falsy values out of a message, 
 Rows this service cannot store are refused with `Invalid` (the importer reports
 and skips them, never fatal): a role outside the legacy CHECK, NUL characters or
 invalid UTF-8 (PostgreSQL cannot store them; both backends refuse them alike),
-text over its column's length, unparsable datetimes or JSON, JSON of the wrong
-shape (tool_calls must be a list of objects, metadata and arguments objects),
-negative or out-of-range integers.
+text over its column's length, unparsable datetimes or JSON, datetimes out of range
+in UTC, JSON of the wrong shape (tool_calls must be a list of objects, metadata and
+arguments objects), negative or out-of-range integers, and session ids or call ids
+that break the id rule (`.`, `..`, or containing `/` or a control character: no
+route or console link could reach them; see `schemas/types.py`). The
+legacy service took any string as an id: a session with such an id is reported and
+skipped with its messages, context and switches, and so is each approval whose call
+id or session id breaks the rule. Rename them in the legacy database and run the
+import again (it skips what it already imported).
 
 The legacy store had no unique `call_id`, so one call may have several approval
 rows. **Merge rule** for the rows of one `call_id`, taken oldest first
@@ -31,7 +37,6 @@ the rows' contents differed).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -49,6 +54,7 @@ from agent_runtime.schemas.types import (
     StorableJSON,
     StorableText,
     Title,
+    parse_json,
 )
 from agent_runtime.schemas.validation import validate
 from agent_runtime.services._sql import json_dumps
@@ -127,7 +133,7 @@ def _json(value: Any, what: str, shape: type) -> str | None:
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = parse_json(value)  # as a REST body: integers exact, no RecursionError
         except ValueError:
             raise Invalid(f"{what} is not valid JSON") from None
         if value is None:
