@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 __all__ = [
     "AgentRuntimeError",
+    "BadRequestError",
     "ConfigurationError",
     "ConflictError",
     "ForbiddenError",
@@ -71,6 +72,14 @@ class InvalidInputError(AgentRuntimeError, ValueError):
         """The pydantic errors of a value the caller passed as `where` (e.g. "messages", 3)."""
         errors = exc.errors()
         return cls(_describe(errors[0], where), validation_details(errors, prefix=where))
+
+
+class BadRequestError(AgentRuntimeError):
+    """A request header that does not parse (e.g. `If-Match` with a non-ASCII byte):
+    400; nothing was written."""
+
+    status_code = 400
+    code = "bad_request"
 
 
 class NotFoundError(AgentRuntimeError, LookupError):

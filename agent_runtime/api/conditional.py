@@ -13,21 +13,13 @@ from __future__ import annotations
 
 import re
 
-from agent_runtime.errors import AgentRuntimeError, PreconditionFailedError
+from agent_runtime.errors import BadRequestError, PreconditionFailedError
 
-__all__ = ["MAX_TAG", "MalformedHeaderError", "etag", "resolve_if_match"]
+__all__ = ["MAX_TAG", "etag", "resolve_if_match"]
 
 # The longest entity tag accepted: ours are at most 21 characters ("<19 digits>").
 MAX_TAG = 64
 _VISIBLE_ASCII = re.compile(r"[\x20-\x7e\t]*")
-
-
-class MalformedHeaderError(AgentRuntimeError):
-    """A request header that does not parse (e.g. `If-Match` with a non-ASCII byte):
-    400 with the error body; nothing was written."""
-
-    status_code = 400
-    code = "bad_request"
 
 
 def etag(version: int) -> str:
@@ -37,17 +29,17 @@ def etag(version: int) -> str:
 def _tags(header: str) -> list[str]:
     """The entity tags of an If-Match list, as given (quotes included)."""
     if not _VISIBLE_ASCII.fullmatch(header):
-        raise MalformedHeaderError("If-Match must be * or a list of entity tags in visible ASCII")
+        raise BadRequestError("If-Match must be * or a list of entity tags in visible ASCII")
     tags = [tag.strip() for tag in header.split(",")]
     if any(len(tag) > MAX_TAG for tag in tags):
-        raise MalformedHeaderError(f"If-Match has an entity tag longer than {MAX_TAG} characters")
+        raise BadRequestError(f"If-Match has an entity tag longer than {MAX_TAG} characters")
     return tags
 
 
 def resolve_if_match(header: str | None, current: int | None) -> int | None:
     """The version a conditional write must still find, or None without If-Match.
 
-    Raises `MalformedHeaderError` (400) for a header that does not parse, and
+    Raises `BadRequestError` (400) for a header that does not parse, and
     `PreconditionFailedError` when the header cannot match `current` (the stored
     version, None if the session does not exist). The write then repeats the check
     atomically with the returned version.

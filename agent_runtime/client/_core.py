@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from agent_runtime.errors import (
     AgentRuntimeError,
+    BadRequestError,
     ConflictError,
     ForbiddenError,
     InvalidInputError,
@@ -132,7 +133,9 @@ def error_from_response(response: httpx.Response) -> AgentRuntimeError:
     status = response.status_code
     message = message or f"HTTP {status}"
     error: AgentRuntimeError
-    if status == 404:
+    if status == 400:
+        error = BadRequestError(message)
+    elif status == 404:
         error = NotFoundError(message)
     elif status == 409:
         error = ConflictError(message, current=body.get("current"))

@@ -12,16 +12,16 @@ it reconnects and resumes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 import orjson
 from sse_starlette import ServerSentEvent
 
-from agent_runtime.errors import InvalidInputError
 from agent_runtime.events.hub import EventHub
+from agent_runtime.schemas.validation import require_positive_int
 from agent_runtime.services.events import read_events
-from models.limits import BIGINT_MAX
 
 __all__ = ["PAGE", "event_stream", "first_page"]
 
@@ -39,10 +39,7 @@ async def first_page(
     """The log's first page after `after`; read before the response starts, so an
     unreachable database is answered 503 rather than with a broken stream. An
     `after` no event id can reach (negative, or beyond 64 bits) is invalid input."""
-    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= BIGINT_MAX:
-        raise InvalidInputError(
-            f"Last-Event-ID / after must be an event id, 0 to {BIGINT_MAX}; got {after!r:.40}"
-        )
+    require_positive_int(after, "Last-Event-ID / after (an event id)", allow_zero=True)
     return await read_events(
         hub.connection(), after=after, limit=PAGE, types=types, session_id=session_id
     )
@@ -54,29 +51,45 @@ async def event_stream(
     first: list[dict[str, Any]],
     types: Collection[str] | None,
     session_id: str | None,
+    *,
+    still_allowed: Callable[[], Awaitable[bool]] | None = None,
+    check_every: float | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """`first` (from `first_page`), the rest of the log, then live events. Ends when
     the client fell `hub.stream_buffer` events or `hub.stream_buffer_bytes` behind:
-    it reconnects and resumes."""
+    it reconnects and resumes.
+
+    With `still_allowed` (e.g. "is the console login still live?"), it is asked
+    before each batch is sent and at least every `check_every` seconds while none
+    comes; once it says no, the stream ends and nothing more is sent."""
     last = after
     with hub.subscribe(types, session_id) as subscription:
-        for event in first:
-            last = event["id"]
-            yield _sse(event)
-        # Read on at least once *after* subscribing: what the hub handed out between
-        # `first` and the subscription is in the log, and what comes later is in the
-        # subscription, so nothing falls in between.
+        page = first
         while True:
-            page = await read_events(
-                hub.connection(), after=last, limit=PAGE, types=types, session_id=session_id
-            )
+            if page and still_allowed is not None and not await still_allowed():
+                return
             for event in page:
                 last = event["id"]
                 yield _sse(event)
-            if len(page) < PAGE:
+            if page is not first and len(page) < PAGE:
                 break
+            # Read on at least once *after* subscribing: what the hub handed out between
+            # `first` and the subscription is in the log, and what comes later is in the
+            # subscription, so nothing falls in between.
+            page = await read_events(
+                hub.connection(), after=last, limit=PAGE, types=types, session_id=session_id
+            )
         while not subscription.overflowed or subscription.events:
-            for event in await subscription.take():
+            events: list[dict[str, Any]] = []
+            try:
+                # Cancelling take() loses nothing: it empties the queue only once woken.
+                async with asyncio.timeout(check_every):
+                    events = await subscription.take()
+            except TimeoutError:
+                pass
+            if still_allowed is not None and not await still_allowed():
+                return
+            for event in events:
                 if event["id"] > last:
                     last = event["id"]
                     yield _sse(event)

@@ -10,6 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.schemas.types import Decision, Id, LookupId
 from models.enums import ApprovalStatus
+from models.limits import BIGINT_MAX
 
 __all__ = [
     "lookup_id",
@@ -45,10 +46,15 @@ def require_id(value: Any, what: str = "session_id") -> str:
     return cast(str, validate(Id, value, what))
 
 
-def require_positive_int(value: Any, what: str, *, allow_zero: bool = False) -> int:
+def require_positive_int(
+    value: Any, what: str, *, allow_zero: bool = False, maximum: int = BIGINT_MAX
+) -> int:
+    """An integer from 1 (0 with `allow_zero`) to `maximum`: by default what a BIGINT
+    column holds, so no query overflows its column."""
     low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidInputError(f"{what} must be an integer >= {low}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= maximum:
+        shown = f"{value!r:.40}"
+        raise InvalidInputError(f"{what} must be an integer from {low} to {maximum}, got {shown}")
     return value
 
 

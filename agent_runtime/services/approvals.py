@@ -190,7 +190,8 @@ async def list_approvals(
     require_positive_int(limit, "limit")
     query = _filtered(db, status, session_id, tool_name)
     if after is not None:
-        created, last_id = as_utc(after[0]), after[1]
+        created = as_utc(after[0])
+        last_id = require_positive_int(after[1], "after", allow_zero=True)
         query = query.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=last_id))
     rows = await query.order_by("created_at", "id").limit(limit + 1).values(*_FIELDS)
     more = len(rows) > limit

@@ -15,6 +15,7 @@ from agent_runtime.services._common import DB
 from agent_runtime.services._sql import db_datetime, json_loads, json_or_none, sql
 from agent_runtime.timeutils import parse_datetime
 from models import Message, Session
+from models.limits import INT_MAX
 from models.queries import messages as messages_sql
 
 __all__ = [
@@ -218,6 +219,9 @@ async def list_messages(
     backward = latest or before is not None
     if backward and after is not None:
         raise InvalidInputError("page forward (after) or backward (before / latest), not both")
+    for position, name in ((after, "after"), (before, "before")):
+        if position is not None:
+            require_positive_int(position, name, allow_zero=True, maximum=INT_MAX)
     if not await Session.visible.filter(id=session_id).using_db(db).exists():
         return None
     query = Message.filter(session_id=session_id).using_db(db)

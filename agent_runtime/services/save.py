@@ -68,7 +68,12 @@ def _common_prefix(cached: list[dict[str, Any]], messages: list[Any]) -> int:
         return n
     for i in range(n):
         new = messages[i]
-        if new != cached[i] and not (isinstance(new, Mapping) and project(new) == cached[i]):
+        try:
+            if new != cached[i] and not (isinstance(new, Mapping) and project(new) == cached[i]):
+                return i
+        except RecursionError:
+            # Nested deeper than Python recurses: not what is stored (at most
+            # JSON_DEPTH_MAX levels), and the validation of new messages refuses it.
             return i
     return n
 

@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from agent_runtime.config import Settings
 from agent_runtime.db.errors import is_database_unavailable
@@ -425,11 +426,13 @@ def test_a_pooled_connection_broken_by_the_shutdown_is_unavailable() -> None:
     assert not is_database_unavailable(asyncpg.exceptions.InternalClientError("other"))
 
 
-async def test_a_503_is_answered_inside_the_app_not_re_raised_to_the_server() -> None:
+async def test_a_503_is_answered_inside_the_app_not_re_raised_to_the_server(
+    tmp_path: Path,
+) -> None:
     """Starlette's catch-all handler answers and then re-raises to the server; uvicorn
     then logs "Exception in ASGI application" and closes the keep-alive connection, so
     the client's next request on it failed (ReadError) during the outage."""
-    app = create_app(Settings(db_url="sqlite://"))
+    app = create_app(Settings(db_url=f"sqlite:///{tmp_path}/a.db"))
 
     async def down() -> None:
         raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
@@ -437,7 +440,10 @@ async def test_a_503_is_answered_inside_the_app_not_re_raised_to_the_server() ->
     app.add_api_route("/down", down)
     # raise_app_exceptions=True: an exception reaching the server fails this test.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
         response = await client.get("/down")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "unavailable"

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
-from agent_runtime.console.routes.inbox import APPROVAL_EVENTS, _while_logged_in
-from agent_runtime.events.stream import first_page
+from agent_runtime.console.routes.inbox import APPROVAL_EVENTS, _logged_in
+from agent_runtime.events.stream import event_stream, first_page
 from agent_runtime.services.console_sessions import end_console_session, start_console_session
 from agent_runtime.services.reviewers import remove_reviewer, set_reviewer_password
 from tests.console.http import ADDRESS, REVIEWER, SESSION_COOKIE, Agent, Console, open_console
@@ -214,11 +215,17 @@ async def test_the_log_is_replayed_only_while_the_login_lives(web):
     ended = await start_console_session(web.db, REVIEWER, timedelta(hours=1))
     await end_console_session(web.db, ended)
 
-    replayed = _while_logged_in(hub, live, 0, first, HEARTBEAT)
+    def while_logged_in(token: str):
+        allowed = partial(_logged_in, hub.connection(), token)
+        return event_stream(
+            hub, 0, first, APPROVAL_EVENTS, None, still_allowed=allowed, check_every=HEARTBEAT
+        )
+
+    replayed = while_logged_in(live)
     sent = [await anext(replayed) for _ in range(3)]
     await replayed.aclose()
     async with asyncio.timeout(WAIT):  # the stream ends, at once
-        nothing = [event async for event in _while_logged_in(hub, ended, 0, first, HEARTBEAT)]
+        nothing = [event async for event in while_logged_in(ended)]
 
     assert [e.event for e in sent] == ["approval.created"] * 3
     assert "/tmp/replayed-2" in str(sent[-1].data)

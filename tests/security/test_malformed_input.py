@@ -375,6 +375,35 @@ async def test_the_service_api_refuses_the_same_numbers(db):
     assert await svc.list_all_sessions(db, include_deleted=True) == []
 
 
+async def test_replacing_a_stored_message_with_json_deeper_than_python_recurses_is_refused(db):
+    now = datetime.now(UTC)
+    await svc.save_session(db, "s1", [MESSAGE], now)
+    deep: Any = 0
+    for _ in range(5000):
+        deep = [deep]
+
+    with pytest.raises(InvalidInputError):
+        await svc.save_session(db, "s1", [{**MESSAGE, "metadata": {"v": deep}}], now)
+
+    stored = await svc.load_session(db, "s1")
+    assert [m["content"] for m in stored["messages"]] == [MESSAGE["content"]]
+
+
+async def test_the_service_api_refuses_row_positions_past_their_column(db):
+    from agent_runtime.services import approvals, events, messages
+
+    await svc.save_session(db, "s1", [MESSAGE], datetime.now(UTC))
+    calls = [
+        events.read_events(db, after=2**63),
+        messages.list_messages(db, "s1", limit=5, after=2**31),
+        messages.list_messages(db, "s1", limit=5, before=2**63),
+        approvals.list_approvals(db, limit=5, after=(datetime.now(UTC), 2**63)),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError, match="must be an integer from 0 to"):
+            await call
+
+
 # --- forged cursors --------------------------------------------------------------------
 
 

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Request
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.responses import Response
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.console.auth import ConsoleUser, session_login
 from agent_runtime.console.templating import render
 from agent_runtime.core.dependencies import AppSettings, DBSession, Hub
 from agent_runtime.errors import InvalidInputError
-from agent_runtime.events.hub import EventHub
-from agent_runtime.events.stream import PAGE as LOG_PAGE
-from agent_runtime.events.stream import first_page
+from agent_runtime.events.stream import event_stream, first_page
 from agent_runtime.schemas.cursors import decode_cursor, encode_cursor
 from agent_runtime.services import approvals as approval_service
 from agent_runtime.services import console_sessions as console_session_service
 from agent_runtime.services import events as event_service
 from agent_runtime.timeutils import parse_datetime
 from models import ApprovalStatus, EventType
+from models.limits import BIGINT_MAX
 
 router = APIRouter()
 
@@ -98,59 +96,11 @@ async def inbox_rows(
     return render(request, "_inbox_live.html", await _inbox(db, filters))
 
 
-def _sse(event: dict[str, Any]) -> ServerSentEvent:
-    """One event as `GET /events` sends it (events/stream.py)."""
-    data = {**event, "created_at": event["created_at"].isoformat()}
-    return ServerSentEvent(orjson.dumps(data).decode(), id=str(event["id"]), event=event["type"])
-
-
-async def _while_logged_in(
-    hub: EventHub, token: str, after: int, first: list[dict[str, Any]], check_every: float
-) -> AsyncIterator[ServerSentEvent]:
-    """The inbox's events as `events.stream.event_stream` sends them (`first`, the
-    rest of the log, then live events, each once), for as long as the login lasts.
-
-    The console session is looked up again (one query by its indexed token hash, on
-    the hub's connection: no transaction held) before each batch is sent, and at
-    least every `check_every` seconds while none comes. Once it has ended (logged
-    out, a new password, the reviewer removed, expired) the stream ends, and nothing
-    is sent after: an approval created after the logout never reaches the page.
-    """
-    db = hub.connection()
-
-    async def logged_in() -> bool:
-        return await console_session_service.console_login(db, token) is not None
-
-    last = after
-    with hub.subscribe(APPROVAL_EVENTS, None) as subscription:
-        page = first
-        while True:
-            if page and not await logged_in():
-                return
-            for event in page:
-                last = event["id"]
-                yield _sse(event)
-            if page is not first and len(page) < LOG_PAGE:
-                break
-            # Read on at least once *after* subscribing (as event_stream does): what
-            # the hub handed out before the subscription is in the log.
-            page = await event_service.read_events(
-                db, after=last, limit=LOG_PAGE, types=APPROVAL_EVENTS, session_id=None
-            )
-        while not subscription.overflowed or subscription.events:
-            events: list[dict[str, Any]] = []
-            try:
-                # Cancelling take() loses nothing: it empties the queue only once woken.
-                async with asyncio.timeout(check_every):
-                    events = await subscription.take()
-            except TimeoutError:
-                pass
-            if not await logged_in():
-                return
-            for event in events:
-                if event["id"] > last:
-                    last = event["id"]
-                    yield _sse(event)
+async def _logged_in(db: BaseDBAsyncClient, token: str) -> bool:
+    """Whether the console session is still live: one query by its indexed token
+    hash, on the hub's connection (a stream holds no transaction). A logout, a new
+    password, a removed reviewer or the expiry end it, and with it the stream."""
+    return await console_session_service.console_login(db, token) is not None
 
 
 @router.get("/events")
@@ -158,7 +108,7 @@ async def inbox_events(
     request: Request,
     hub: Hub,
     settings: AppSettings,
-    last_event: Annotated[int | None, Header(alias="last-event-id", ge=0)] = None,
+    last_event: Annotated[int | None, Header(alias="last-event-id", ge=0, le=BIGINT_MAX)] = None,
 ) -> EventSourceResponse:
     """What happens to approvals, for the inbox page (the browser's EventSource
     resumes with Last-Event-ID by itself), while the reviewer stays logged in."""
@@ -171,7 +121,15 @@ async def inbox_events(
     )
     first = await first_page(hub, start, APPROVAL_EVENTS, None)
     return EventSourceResponse(
-        _while_logged_in(hub, token, start, first, settings.sse_heartbeat_seconds),
+        event_stream(
+            hub,
+            start,
+            first,
+            APPROVAL_EVENTS,
+            None,
+            still_allowed=partial(_logged_in, hub.connection(), token),
+            check_every=settings.sse_heartbeat_seconds,
+        ),
         ping=settings.sse_heartbeat_seconds,
         headers={"X-Accel-Buffering": "no"},
     )
