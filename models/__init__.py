@@ -13,7 +13,7 @@ from models.enums import (
     MessageRole,
     Role,
 )
-from models.event import Event
+from models.event import Event, PendingEvent
 from models.message import Message
 from models.reviewer import ConsoleKey, ConsoleSession, LoginFailure, Reviewer
 from models.session import Session
@@ -35,6 +35,7 @@ __all__ = [
     "Message",
     "MessageRole",
     "PendingApproval",
+    "PendingEvent",
     "Reviewer",
     "Role",
     "Session",

@@ -15,7 +15,7 @@ from agent_runtime.config import Settings
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.events.hub import EventHub
 from agent_runtime.service_api import DatabaseService
-from agent_runtime.services._common import request_transaction
+from agent_runtime.services._common import events_committed, request_transaction
 
 __all__ = [
     "AppSettings",
@@ -46,6 +46,7 @@ async def get_db(request: Request) -> AsyncIterator[BaseDBAsyncClient]:
     async with in_transaction(request.app.state.database.dialect) as transaction:
         with request_transaction(transaction):
             yield transaction
+    events_committed()
 
 
 # Async, though they do not await: FastAPI runs a plain-function dependency in a

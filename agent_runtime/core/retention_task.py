@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 from agent_runtime.config import Settings
 from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.observability.metrics import RETENTION_RUNS
+from agent_runtime.services._common import events_committed
 from agent_runtime.services.retention import RetentionPolicy, run_retention
 
 __all__ = ["periodic_retention", "policy_from"]
@@ -34,6 +35,7 @@ async def _loop(connection_name: str, policy: RetentionPolicy, interval: float) 
         try:
             async with in_transaction(connection_name) as conn:
                 report = await run_retention(conn, policy)
+            events_committed()  # the approvals it expired: waiters hear at once
         except Exception as exc:
             # A failed run is retried at the next interval; it must not stop the server.
             outcome = "unavailable" if is_database_unavailable(exc) else "failed"

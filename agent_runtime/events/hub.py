@@ -24,7 +24,8 @@ from agent_runtime.db.errors import is_database_unavailable
 from agent_runtime.db.urls import DatabaseURL
 from agent_runtime.events.listener import listen_forever
 from agent_runtime.observability.metrics import EVENT_STREAM_CLIENTS, WAITERS
-from agent_runtime.services.events import last_event_id, on_event_recorded, read_events
+from agent_runtime.services._common import on_events_committed
+from agent_runtime.services.events import last_event_id, read_events
 
 __all__ = [
     "STREAM_BUFFER_BYTES",
@@ -38,7 +39,10 @@ __all__ = [
 logger = logging.getLogger("agent_runtime.events")
 
 _BATCH = 500
-LISTENING_POLL_SECONDS = 5.0  # with working notifications, a slow safety net only
+# With working notifications, a safety net: for events committed by a transaction
+# this process did not begin (an embedding application's own), whose commit no one
+# announces, and which wait in `pending_events` for a reader to move them.
+LISTENING_POLL_SECONDS = 0.5
 _SHUTDOWN_CHECK_SECONDS = 0.5
 STREAM_BUFFER_BYTES = 8 * 1024 * 1024  # the default of AGENT_RUNTIME__SSE_BUFFER_BYTES
 
@@ -215,10 +219,9 @@ class EventHub:
             self._tasks.append(asyncio.create_task(self._watch_shutdown(), name="event-hub-exit"))
         if self.listen_on is not None:
             self._tasks.append(asyncio.create_task(listen_forever(self), name="event-listener"))
-        else:
-            # SQLite: a local write's event is readable once its transaction ends
-            # (the read queues behind it on the one connection): read right away.
-            self._unregister = on_event_recorded(self.poke)
+        # A local write's events: read (on PostgreSQL, first move into the log) as soon
+        # as its transaction has committed; the other processes hear of them by NOTIFY.
+        self._unregister = on_events_committed(self.poke)
 
     def close(self) -> None:
         """Answer every wait now, so a graceful shutdown is not held up by them."""

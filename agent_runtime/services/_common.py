@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 
 from agent_runtime.errors import PreconditionFailedError
 
@@ -31,16 +31,49 @@ _request_transaction: ContextVar[BaseDBAsyncClient | None] = ContextVar(
 )
 
 
-def atomic(db: BaseDBAsyncClient) -> TransactionContext | nullcontext[BaseDBAsyncClient]:
+@asynccontextmanager
+async def atomic(db: BaseDBAsyncClient) -> AsyncIterator[BaseDBAsyncClient]:
     """A transaction on `db`, or a savepoint when `db` already is a transaction,
     or nothing when `db` is the request's transaction (saves a SAVEPOINT + RELEASE).
+    Once a transaction of its own has committed, says so if it wrote events.
 
     Tortoise's public `in_transaction()` looks the connection up by name in the
     current context; callers hand us `db` explicitly, so we use it directly.
     """
     if db is _request_transaction.get():
-        return nullcontext(db)
-    return db._in_transaction()
+        yield db
+        return
+    outermost = not isinstance(db, TransactionalDBClient)
+    async with db._in_transaction() as conn:
+        yield conn
+    if outermost:
+        events_committed()
+
+
+# Events written in this task's transaction, not yet announced (see `events_committed`).
+_events_written: ContextVar[bool] = ContextVar("events_written", default=False)
+_commit_listeners: list[Callable[[], None]] = []
+
+
+def event_written() -> None:
+    """Note that the current transaction wrote an event (`record_event` calls it)."""
+    _events_written.set(True)
+
+
+def events_committed() -> None:
+    """Call once a transaction has committed: if it wrote events, tell the listeners
+    (this process's event hub, which then reads the log). Whoever commits calls it:
+    `atomic` for a transaction of its own, the request dependency for a request's."""
+    if _events_written.get():
+        _events_written.set(False)
+        for listener in _commit_listeners:
+            listener()
+
+
+def on_events_committed(listener: Callable[[], None]) -> Callable[[], None]:
+    """Register `listener`; returns the function that unregisters it."""
+    _commit_listeners.append(listener)
+    return lambda: _commit_listeners.remove(listener) if listener in _commit_listeners else None
 
 
 @contextmanager

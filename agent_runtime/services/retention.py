@@ -13,7 +13,7 @@ from agent_runtime.services._common import DB, atomic
 from agent_runtime.services.events import record_event
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.timeutils import utc_now
-from models import ApprovalStatus, Event, EventType, PendingApproval, Session
+from models import ApprovalStatus, Event, EventType, PendingApproval, PendingEvent, Session
 
 __all__ = [
     "RetentionPolicy",
@@ -65,6 +65,7 @@ async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
             batch = ids[start : start + _ID_BATCH]
             await PendingApproval.filter(session_id__in=batch).using_db(conn).delete()
             await Event.filter(session_id__in=batch).using_db(conn).delete()
+            await PendingEvent.filter(session_id__in=batch).using_db(conn).delete()
             await Session.filter(id__in=batch).using_db(conn).delete()
     for session_id in ids:
         message_cache.discard(session_id)

@@ -16,7 +16,7 @@ the registry.
     messages.py        messages
     agent_contexts.py  agent_contexts, agent_switches
     approvals.py       pending_approvals
-    events.py          events
+    events.py          events, pending_events
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tortoise.models import Model
 
 from models.agent_context import AgentContext, AgentSwitch
 from models.approval import PendingApproval
-from models.event import Event
+from models.event import Event, PendingEvent
 from models.message import Message
 from models.queries import agent_contexts, approvals, events, messages, sessions
 from models.session import Session
@@ -189,11 +189,11 @@ RAW_SQL: tuple[RawStatement, ...] = (
         "events.INSERT", Event, "insert", events.INSERT_COLUMNS, events.INSERT, dialects=("sqlite",)
     ),
     RawStatement(
-        "events.INSERT_NOTIFY",
-        Event,
+        "events.INSERT_PENDING",
+        PendingEvent,
         "insert",
-        events.INSERT_NOTIFY_COLUMNS,
-        events.INSERT_NOTIFY,
+        events.INSERT_COLUMNS,
+        events.INSERT_PENDING,
         dialects=("postgres",),
     ),
 )
