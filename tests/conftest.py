@@ -52,6 +52,7 @@ SERVER_TESTS = (
     "tests/security/test_connections.py::test_serve_",
     "tests/security/test_forwarded.py::test_live_",
     "tests/security/test_key_cli.py::test_live_",
+    "tests/events/test_parallel_writers.py::test_live_",
 )
 # Tests on PostgreSQL without a backend parameter (Databases.require checks the list).
 POSTGRES_TESTS = (

@@ -50,6 +50,15 @@ async def atomic(db: BaseDBAsyncClient) -> AsyncIterator[BaseDBAsyncClient]:
         events_committed()
 
 
+def outside_transactions(db: BaseDBAsyncClient) -> BaseDBAsyncClient:
+    """The pooled client `db` is (or whose transaction `db` is): a statement on it
+    runs on a connection of its own, in no caller's transaction. (Tortoise's
+    `get_connection` would give the current context's transaction.)"""
+    while isinstance(db, TransactionalDBClient):
+        db = db._parent
+    return db
+
+
 # Events written in this task's transaction, not yet announced (see `events_committed`).
 _events_written: ContextVar[bool] = ContextVar("events_written", default=False)
 _commit_listeners: list[Callable[[], None]] = []

@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from tortoise import Tortoise
-
 from agent_runtime.errors import NotFoundError
 from agent_runtime.schemas.validation import lookup_id, require_positive_int, validate
-from agent_runtime.services._common import DB, event_written
+from agent_runtime.services._common import DB, event_written, outside_transactions
 from agent_runtime.services._sql import json_or_none, sql
 from agent_runtime.timeutils import as_utc, utc_now
 from models import Event, EventType, PendingApproval
@@ -59,7 +57,7 @@ async def sequence_events(db: DB) -> int:
     caller's transaction would hold the log's lock until it ends."""
     if db.capabilities.dialect != "postgres":
         return 0
-    rows = await Tortoise.get_connection(db.connection_name).execute_query_dict(events_sql.SEQUENCE)
+    rows = await outside_transactions(db).execute_query_dict(events_sql.SEQUENCE)
     return int(rows[0]["moved"]) if rows else 0
 
 
