@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     retention_expire_approvals_hours: float | None = Field(
         None, ge=0, description="Retention: expire approvals pending longer (empty: never)."
     )
+    retention_keep_checkpoints: int | None = Field(
+        None,
+        ge=1,
+        description="Retention: LangGraph checkpoints kept per thread and namespace, the "
+        "latest (empty: all).",
+    )
     retention_interval_seconds: float = Field(
         0, ge=0, description="Run the retention policy inside the server this often (0: never)."
     )

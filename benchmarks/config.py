@@ -38,6 +38,14 @@ class Config:
     pooler_instances: tuple[int, ...]
     pooler_clients: tuple[int, ...]  # concurrent clients, one run each per instance count
     pooler_seconds: float  # per run
+    # `writers`: writers on distinct sessions over REST, and the open-transaction probe
+    writers_clients: int  # concurrent writers, each on its own session
+    writers_seconds: float  # per run (one tree's servers at a time)
+    writers_rounds: int  # runs per (setup, tree), alternating the trees
+    writers_setups: tuple[tuple[str, int, int], ...]  # (direct | pgbouncer, instances, workers)
+    probe_hold_seconds: float  # how long A's transaction stays open
+    probe_samples: int  # baseline rounds of the four operations, nothing open
+    probe_rounds: int  # probe runs per tree, alternating
 
 
 FULL = Config(
@@ -69,6 +77,13 @@ FULL = Config(
     pooler_instances=(1, 2),
     pooler_clients=(64, 256),
     pooler_seconds=10.0,
+    writers_clients=32,
+    writers_seconds=5.0,
+    writers_rounds=3,
+    writers_setups=(("direct", 1, 1), ("direct", 1, 2), ("direct", 1, 4), ("pgbouncer", 2, 2)),
+    probe_hold_seconds=3.0,
+    probe_samples=20,
+    probe_rounds=2,
 )
 
 SMOKE = Config(
@@ -100,4 +115,11 @@ SMOKE = Config(
     pooler_instances=(1,),
     pooler_clients=(32,),
     pooler_seconds=1.0,
+    writers_clients=16,
+    writers_seconds=1.0,
+    writers_rounds=1,
+    writers_setups=(("direct", 1, 1),),
+    probe_hold_seconds=0.5,
+    probe_samples=3,
+    probe_rounds=1,
 )

@@ -51,6 +51,26 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         }
     if "rest" in results:
         out["rest"] = _rest_ratios(results["rest"])
+    if results.get("writers", {}).get("setups"):
+        out["writers"] = _writers_ratios(results["writers"])
+    return out
+
+
+def _writers_setup_name(setup: dict[str, Any]) -> str:
+    return f"{setup['mode']} {setup['instances']}x{setup['workers']}"
+
+
+def _writers_ratios(writers: dict[str, Any]) -> dict[str, Any]:
+    """after/before for the `writers` workload: requests per second (>1 = after
+    faster), p50 and p99 (<1 = after faster)."""
+    out: dict[str, Any] = {}
+    for setup in writers["setups"]:
+        after, before = setup["summary"].get("after"), setup["summary"].get("before")
+        if after and before:
+            out[_writers_setup_name(setup)] = {
+                key: _ratio(after.get(key), before.get(key))
+                for key in ("requests_per_s", "p50_ms", "p99_ms")
+            }
     return out
 
 
@@ -260,6 +280,7 @@ def sanity(results: dict[str, Any]) -> list[str]:
     problems += [f"rest: {p}" for p in _get(results, "rest", "problems") or []]
     problems += [f"hitl: {p}" for p in _get(results, "hitl", "problems") or []]
     problems += [f"pooler: {p}" for p in _get(results, "pooler", "problems") or []]
+    problems += [f"writers: {p}" for p in _get(results, "writers", "problems") or []]
     if _get(results, "http", "errors"):
         problems.append(
             f"http: {results['http']['errors']} failed requests, e.g. "
@@ -358,6 +379,8 @@ def table(backend: str, data: dict[str, Any]) -> str:
         lines += _hitl_table(results["hitl"])
     if "pooler" in results:
         lines += pooler_table(results["pooler"])
+    if "writers" in results:
+        lines += writers_table(results["writers"], rat.get("writers", {}))
     lines.append("targets:")
     for t in data["targets"]:
         value, unit = t["measured"], t["unit"]
@@ -516,6 +539,83 @@ def pooler_table(pooler: dict[str, Any]) -> list[str]:
         "AGENT_RUNTIME__DB_POOLER=pgbouncer (what the setting costs without the pooler)"
     )
     return lines
+
+
+def writers_table(writers: dict[str, Any], rat: dict[str, Any]) -> list[str]:
+    """The `writers` workload: the probe, then one row per (setup, tree)."""
+    trees = writers["trees"]
+    label = "; ".join(f"{name}: {t['label']}" for name, t in trees.items())
+    load = " / ".join(f"{writers[k][0]:.2f}" for k in ("load_average_before", "load_average_after"))
+    lines = [f"writers in parallel ({label}; 1-min load average before / after: {load})"]
+    if writers.get("problems"):
+        lines.append(
+            f"  !! {len(writers['problems'])}+ wrong answers or errors (SANITY below): its "
+            "figures time them"
+        )
+    probe = writers.get("probe")
+    if probe and probe["summary"]:
+        names = list(probe["summary"])
+        lines.append(
+            f"open transaction: A's transaction open {probe['hold_s']:g} s (service API, "
+            "in-process); latency in ms: the four at once with nothing open -> while A is open"
+        )
+        lines.append(f"{'':<28}" + "".join(f"{name:>22}" for name in names))
+        for op in probe["summary"][names[0]]:
+            cells = []
+            for name in names:
+                v = probe["summary"][name][op]
+                waited = "" if v["finished_before_a_committed"] else "*"
+                cells.append(f"{_num(v['baseline_ms'])} -> {_num(v['during_ms'])}{waited}")
+            lines.append(f"{op:<28}" + "".join(f"{c:>22}" for c in cells))
+        lines.append("  * finished only after A's transaction committed")
+    for skipped in writers.get("skipped", []):
+        lines.append(f"  skipped: {skipped}")
+    if not writers.get("setups"):
+        return lines
+    lines.append(
+        f"writers on distinct sessions, REST via uvicorn: {writers['clients']} writers, "
+        f"{writers['mix']}; {writers['seconds']:g} s x {writers['rounds']} rounds per tree, "
+        "alternating; medians over rounds"
+        + (f"; PgBouncer: {writers['pgbouncer']}" if writers.get("pgbouncer") else "")
+    )
+    lines.append(
+        f"{'setup':<24}{'tree':>7}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'lock waits':>12}"
+        f"{'CPU srv|cli':>13}{'req/s x':>9}{'p99 x':>8}"
+    )
+    for setup in writers["setups"]:
+        name = _writers_setup_name(setup)
+        mode = "PgBouncer" if setup["mode"] == "pgbouncer" else "direct"
+        shown = f"{mode}, {setup['instances']} x {setup['workers']} w"
+        ratio = rat.get(name, {})
+        for i, (tree, runs) in enumerate(setup["runs"].items()):
+            summary = setup["summary"][tree]
+            cpu = "|".join(
+                _num(_median_of(runs, k)) for k in ("server_cpu_load", "client_cpu_load")
+            )
+            ratios_cells = (
+                f"{_x(ratio.get('requests_per_s')):>9}{_x(ratio.get('p99_ms')):>8}"
+                if tree == "after" and ratio
+                else ""
+            )
+            lines.append(
+                f"{shown if i == 0 else '':<24}{tree:>7}{_num(summary['requests_per_s']):>9}"
+                f"{_num(summary['p50_ms']):>9}{_num(summary['p99_ms']):>9}"
+                f"{_num(summary['lock_waiting']):>12}{cpu:>13}{ratios_cells}"
+            )
+    lines.append(
+        "  lock waits: database backends waiting on a lock, mean per 100 ms sample; CPU: "
+        "cores busy (servers | load generator); x: after/before (req/s > 1 and p99 < 1 = "
+        "after better)"
+    )
+    return lines
+
+
+def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = sorted(r[key] for r in runs if r.get(key) is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def _mib(kib: int | None) -> str:

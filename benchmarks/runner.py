@@ -19,10 +19,28 @@ from benchmarks.config import FULL, SMOKE, Config
 from benchmarks.floor import make_floor
 from benchmarks.legacy import Legacy
 from benchmarks.ours import Ours, OursAppend
-from benchmarks.workloads import approvals, concurrency, conversation, hitl, http, pooler, rest
+from benchmarks.workloads import (
+    approvals,
+    concurrency,
+    conversation,
+    hitl,
+    http,
+    pooler,
+    rest,
+    writers,
+)
 
 BACKENDS = ("sqlite", "postgres")
-WORKLOADS = ("conversation", "concurrency", "approvals", "http", "rest", "hitl", "pooler")
+WORKLOADS = (
+    "conversation",
+    "concurrency",
+    "approvals",
+    "http",
+    "rest",
+    "hitl",
+    "pooler",
+    "writers",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -58,7 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "rest = this project's REST endpoints vs a bare Starlette floor, both under uvicorn; "
         "hitl = approval waits on multi-worker uvicorn servers: decision-to-wake latency, "
         "memory per waiter; pooler = PostgreSQL directly vs through PgBouncer, 1 and 2 "
-        "uvicorn instances, PostgreSQL only)",
+        "uvicorn instances, PostgreSQL only; writers = writers on distinct sessions over "
+        "REST at 1, 2, 4 workers and 2 instances behind PgBouncer, and the open-transaction "
+        "probe, PostgreSQL only, see --before)",
     )
     parser.add_argument(
         "--pg-url",
@@ -71,6 +91,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="`pooler` workload: a PgBouncer (transaction mode) in front of the --pg-url "
         "server, any database name in the URL (default: start a private one if the "
         "pgbouncer binary is installed, else skip the workload)",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="REF_OR_DIR",
+        help="`writers` workload: also measure an older version, alternating with this "
+        "checkout: a git ref of this repository (extracted with `git archive` into a temp "
+        "directory) or a directory holding such a tree (served from there with PYTHONPATH "
+        "pointing at it and this virtualenv's packages; issue 14/15: the commit before "
+        "c8e7689)",
     )
     parser.add_argument(
         "--out",
@@ -127,6 +156,15 @@ async def _run_backend(
         results["pooler"] = await pooler.run(
             dbs, cfg, prefix, log, admin_url=args.pg_url, pgbouncer_url=args.pgbouncer_url
         )
+    if "writers" in workloads and dbs.backend == "postgres":
+        results["writers"] = await writers.run(
+            cfg,
+            prefix,
+            log,
+            admin_url=args.pg_url,
+            pgbouncer_url=args.pgbouncer_url,
+            before=args.before_tree,
+        )
     rat = report.ratios(results)
     return {
         "version": dbs.version,
@@ -163,11 +201,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = SMOKE if args.smoke else FULL
     path: Path = args.out or RESULTS / ("smoke.json" if args.smoke else "latest.json")
+    args.before_tree = None
+    if args.before and "writers" in args.workloads and "postgres" in args.backends:
+        try:
+            args.before_tree = writers.prepare_before(args.before)
+        except ValueError as exc:
+            print(f"python -m benchmarks: error: {exc}", file=sys.stderr)
+            return 2
     try:
         data = asyncio.run(run(args, cfg))
     except backends.Unavailable as exc:
         print(f"python -m benchmarks: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        writers.cleanup_before(args.before_tree)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 

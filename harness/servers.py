@@ -175,6 +175,7 @@ def start_uvicorn(
     keep_settings: bool = False,
     start_new_session: bool = False,
     timeout: float = STARTUP_TIMEOUT,
+    cwd: Path = ROOT,
 ) -> LiveServer:
     """Start `uvicorn <app>` on a free loopback port with `settings` in its environment
     (see `server_environment`) and `args` added to its command line; return once
@@ -182,6 +183,11 @@ def start_uvicorn(
 
     `start_new_session=True` runs it in its own session and process group, so that
     `LiveServer.kill()` can kill the master and its workers together.
+
+    `cwd`: the server's working directory, this repository by default. `python -m
+    uvicorn` imports the app from there first: another checkout of the project (an
+    older commit's tree, with `PYTHONPATH` pointing at it in `settings`) serves its
+    own code with this virtualenv's packages.
     """
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--host", LOOPBACK, "--port", str(port)]
@@ -196,6 +202,7 @@ def start_uvicorn(
         keep_settings=keep_settings,
         start_new_session=start_new_session,
         timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -248,13 +255,14 @@ def _start(
     start_new_session: bool,
     timeout: float,
     preexec_fn: Callable[[], None] | None = None,
+    cwd: Path = ROOT,
 ) -> LiveServer:
     environment = server_environment(settings, keep_settings=keep_settings)
     stdout, stderr = log_dir / f"{name}-{port}.out", log_dir / f"{name}-{port}.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env=environment,
             stdout=out,
             stderr=err,

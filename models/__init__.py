@@ -3,6 +3,7 @@
 from models.agent_context import AgentContext, AgentSwitch
 from models.api_key import ApiKey
 from models.approval import PendingApproval
+from models.checkpoint import Checkpoint, CheckpointWrite
 from models.enums import (
     APPROVED_OR_LATER,
     DECISIONS,
@@ -27,6 +28,8 @@ __all__ = [
     "AgentSwitch",
     "ApiKey",
     "ApprovalStatus",
+    "Checkpoint",
+    "CheckpointWrite",
     "ConsoleKey",
     "ConsoleSession",
     "Event",

@@ -28,8 +28,14 @@ from agent_runtime.services.retention import RetentionPolicy, RetentionReport, r
     help="Mark approvals pending longer than this as expired (default: setting, off).",
 )
 @click.option(
+    "--keep-checkpoints",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep this many LangGraph checkpoints per thread, the latest (default: setting, all).",
+)
+@click.option(
     "--skip",
-    type=click.Choice(["idle", "purge", "expire"]),
+    type=click.Choice(["idle", "purge", "expire", "checkpoints"]),
     multiple=True,
     help="Skip a step (repeatable).",
 )
@@ -38,11 +44,13 @@ def cleanup(
     idle_hours: float | None = None,
     purge_days: float | None = None,
     expire_approvals_hours: float | None = None,
+    keep_checkpoints: int | None = None,
     skip: tuple[str, ...] = (),
     dry_run: bool = False,
 ) -> None:
     """Apply the retention policy: soft-delete idle sessions, hard-delete long-deleted
-    ones (with their messages, contexts and approvals), expire stale approvals."""
+    ones (with their messages, contexts, approvals and LangGraph checkpoints), expire
+    stale approvals, keep only the latest LangGraph checkpoints of each thread."""
     settings, database = settings_and_database()
     policy = RetentionPolicy(
         idle_hours=None
@@ -58,6 +66,13 @@ def cleanup(
             if expire_approvals_hours is not None
             else settings.retention_expire_approvals_hours
         ),
+        keep_checkpoints=None
+        if "checkpoints" in skip
+        else (
+            keep_checkpoints
+            if keep_checkpoints is not None
+            else settings.retention_keep_checkpoints
+        ),
     )
 
     async def go() -> RetentionReport:
@@ -70,4 +85,9 @@ def cleanup(
         f"{'dry run: ' if dry_run else ''}{report.soft_deleted} idle session(s) "
         f"{will}soft-deleted, {report.hard_deleted} session(s) {will}hard-deleted, "
         f"{report.expired_approvals} approval(s) {will}expired"
+        + (
+            f", {report.trimmed_checkpoints} LangGraph checkpoint(s) {will}deleted"
+            if policy.keep_checkpoints is not None
+            else ""
+        )
     )

@@ -4,7 +4,9 @@ policy and the Server-Sent Events parser. The async and sync clients only send."
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +44,7 @@ from agent_runtime.schemas.sessions import (
 
 __all__ = [
     "Call",
+    "HTTPClients",
     "LoadedSession",
     "Page",
     "RetryPolicy",
@@ -184,6 +187,101 @@ class RetryPolicy:
 
 RETRYABLE_ERRORS = (httpx.TransportError,)
 
+H = TypeVar("H", httpx.AsyncClient, httpx.Client)
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class HTTPClients(Generic[H]):
+    """The httpx client a client sends through, for any event loop and thread.
+
+    Sync (`httpx.Client`): one, shared by every thread (httpx's client is thread-safe).
+
+    Async (`httpx.AsyncClient`) built from a URL: one per running event loop. An httpx
+    connection pool belongs to the loop that opened its connections: from another loop
+    it fails ("Event loop is closed" once that loop has ended, or worse while it runs).
+    So each loop (a thread's `asyncio.run`, `Runner.run_sync`, ...) gets its own pool,
+    made with the same settings (base URL, headers, timeout) at its first request, and
+    dropped once its loop is closed. Closing the client closes the pool of the running
+    loop and, on their loops, those of the loops still running.
+
+    Async with the caller's `http_client` or `transport`: they may hold connections of
+    one loop and cannot be copied, so they are used as they are, on the event loop of
+    the first request; a request from any other loop raises `RuntimeError` at once,
+    before anything is sent.
+    """
+
+    def __init__(self, kind: type[H], given: H | None = None, **settings: Any) -> None:
+        is_async = issubclass(kind, httpx.AsyncClient)
+        self._per_loop = is_async and given is None and settings.get("transport") is None
+        self._bound = is_async and not self._per_loop
+        self._kind: type[H] = kind
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._closed = False
+        self._home: asyncio.AbstractEventLoop | None = None
+        # The per-loop clients (None: used outside any event loop).
+        self._clients: dict[asyncio.AbstractEventLoop | None, H] = {}
+        if not self._per_loop:
+            self._clients[None] = given if given is not None else kind(**settings)
+
+    def get(self) -> H:
+        """The client for the running event loop (made on the loop's first request)."""
+        if not self._per_loop:
+            if self._bound and (loop := running_loop()) is not None:
+                self._bind(loop)
+            return self._clients[None]
+        loop = running_loop()
+        with self._lock:
+            if len(self._clients) > 1 or loop not in self._clients:
+                for gone in [o for o in self._clients if o is not None and o.is_closed()]:
+                    del self._clients[gone]  # its connections went with the loop
+            client = self._clients.get(loop)
+            if client is None:
+                if self._closed:
+                    raise RuntimeError("the agent-runtime client is closed")
+                client = self._clients[loop] = self._kind(**self._settings)
+            return client
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            if self._home is None:
+                self._home = loop
+        if self._home is not loop:
+            raise RuntimeError(
+                "this agent-runtime client was given an http_client or a transport, which "
+                "belong to the event loop of its first request: from another event loop or "
+                "thread, build the client from a URL (it keeps one connection pool per loop) "
+                "or build one client per loop"
+            )
+
+    def close_other_loops(self) -> None:
+        """Close the clients of the other loops still running (on those loops), drop the
+        others, and make no new one: the caller closes the running loop's client."""
+        current = running_loop()
+        with self._lock:
+            self._closed = True
+            others = [(loop, c) for loop, c in self._clients.items() if loop is not current]
+            if self._per_loop:
+                for loop, _ in others:
+                    del self._clients[loop]
+                if current not in self._clients:  # for the caller to close (it holds nothing)
+                    self._clients[current] = self._kind(**self._settings)
+        if not self._per_loop:
+            return
+        for loop, client in others:
+            if loop is not None and loop.is_running() and isinstance(client, httpx.AsyncClient):
+                closing = client.aclose()
+                try:
+                    asyncio.run_coroutine_threadsafe(closing, loop)
+                except RuntimeError:  # closed in the meantime: its connections went with it
+                    closing.close()
+
 
 class SSEParser:
     """Server-Sent Events from lines of text (the `text/event-stream` format)."""
@@ -284,10 +382,13 @@ def save_session(
     if_version: int | None,
     last_activity: datetime | None,
     append: bool,
+    retry: bool = True,
 ) -> Call[int]:
     """Save (or append); the answer is the session's new version. A save replaces the
     whole list, so sending it again is harmless; an append without `if_version` is not
-    (it could add the messages twice), so it is never retried."""
+    (it could add the messages twice), so it is never retried. A conditional write
+    sent again after a lost answer gets 412 if the lost one was written: `retry=False`
+    sends it once, for a caller that tells the two apart itself."""
     return Call(
         "POST",
         f"/sessions/{_segment(session_id)}" + ("/messages" if append else ""),
@@ -295,7 +396,7 @@ def save_session(
         params={"last_activity": last_activity.isoformat() if last_activity else None},
         json=list(messages),
         headers=_if_match(if_version),
-        idempotent=not append or if_version is not None,
+        idempotent=retry and (not append or if_version is not None),
     )
 
 

@@ -45,6 +45,11 @@ class AgentRuntimeClient:
 
     Pass `transport` (e.g. `httpx.ASGITransport(app=app)`) or a ready `http_client`
     (whose base URL and headers are then used as they are).
+
+    Threads and event loops (`core.HTTPClients`): the sync client shares one httpx
+    client between threads; the async one, built from a URL, keeps one per event loop,
+    so any thread's loop can use it (`asyncio.run`, `Runner.run_sync`, ...), and given
+    a `transport` or an `http_client`, the loop of its first request only.
     """
 
     def __init__(
@@ -60,9 +65,19 @@ class AgentRuntimeClient:
     ) -> None:
         self.retry = RetryPolicy(max_attempts=max_attempts, backoff=backoff)
         self._own = http_client is None
-        self.http = http_client or httpx.Client(
-            base_url=base_url, headers=headers(api_key), timeout=timeout, transport=transport
+        self._http = core.HTTPClients(
+            httpx.Client,
+            http_client,
+            base_url=base_url,
+            headers=headers(api_key),
+            timeout=timeout,
+            transport=transport,
         )
+
+    @property
+    def http(self) -> httpx.Client:
+        """The httpx client to send with (`core.HTTPClients`)."""
+        return self._http.get()
 
     def __enter__(self) -> AgentRuntimeClient:
         return self
@@ -72,15 +87,17 @@ class AgentRuntimeClient:
 
     def close(self) -> None:
         if self._own:
+            self._http.close_other_loops()
             self.http.close()
 
     def send(self, call: Call[T]) -> T:
         """Send `call`, retrying as the policy allows; its parsed answer."""
+        http = self.http
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self.http.send(call.build(self.http))
+                response = http.send(call.build(http))
             except RETRYABLE_ERRORS:
                 if not self.retry.should_retry(call, attempt, None):
                     raise
@@ -100,8 +117,10 @@ class AgentRuntimeClient:
         *,
         if_version: int | None = None,
         last_activity: datetime | None = None,
+        retry: bool = True,
     ) -> int:
-        """Replace the session's messages (creating it); its new version."""
+        """Replace the session's messages (creating it); its new version. `retry=False`:
+        sent once, a lost answer raises (see `core.save_session`)."""
         return self.send(
             core.save_session(
                 session_id,
@@ -109,6 +128,7 @@ class AgentRuntimeClient:
                 if_version=if_version,
                 last_activity=last_activity,
                 append=False,
+                retry=retry,
             )
         )
 
@@ -119,8 +139,10 @@ class AgentRuntimeClient:
         *,
         if_version: int | None = None,
         last_activity: datetime | None = None,
+        retry: bool = True,
     ) -> int:
-        """Add messages after the stored ones (creating the session); its new version."""
+        """Add messages after the stored ones (creating the session); its new version.
+        Retried only with `if_version` (and `retry`): see `core.save_session`."""
         return self.send(
             core.save_session(
                 session_id,
@@ -128,6 +150,7 @@ class AgentRuntimeClient:
                 if_version=if_version,
                 last_activity=last_activity,
                 append=True,
+                retry=retry,
             )
         )
 

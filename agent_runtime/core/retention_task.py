@@ -26,6 +26,7 @@ def policy_from(settings: Settings) -> RetentionPolicy:
         idle_hours=settings.retention_idle_hours,
         purge_deleted_after_days=settings.retention_purge_days,
         expire_approvals_after_hours=settings.retention_expire_approvals_hours,
+        keep_checkpoints=settings.retention_keep_checkpoints,
     )
 
 

@@ -14,9 +14,15 @@ result = await Runner.run(agent, "Hi", session=AgentRuntimeSession("conversation
 Or against a remote agent-runtime, over REST (no `init_database` in this process):
 ``AgentRuntimeSession("conversation-1", client=AsyncAgentRuntimeClient(url))``.
 
+Event loops: over REST a session works from any event loop and thread (threads each
+running `asyncio.run`, `Runner.run_sync` from a fresh loop each time). In-process it
+is bound to the event loop that owns the database connection, and raises
+`RuntimeError` (`LOOP_RULE`) at once from any other (see `AgentRuntimeSession`).
+
 Encoding: each SDK item (a Responses API input item, any JSON object) is one stored
 message, in order. The item itself is kept whole in the message's `metadata` under
-`ITEM_KEY` (that is what `get_items` returns, unchanged); `role` and `content` are a
+`ITEM_KEY` (that is what `get_items` returns, unchanged; over REST the first message
+of each `add_items` also has the write's id under `WRITE_KEY`); `role` and `content` are a
 readable rendering for the console, the REST API and `load_session`: chat messages
 keep their role (`developer` is stored as `system`) and text, a tool's output is a
 `tool` message, anything else (tool calls, reasoning, ...) an `assistant` message
@@ -29,14 +35,26 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import threading
+import uuid
+import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+import httpx
+
 from agent_runtime import service_api as store
 from agent_runtime.client.remote import RemoteDatabaseService
-from agent_runtime.errors import ConflictError, NotFoundError, PreconditionFailedError
+from agent_runtime.errors import (
+    AgentRuntimeError,
+    ConflictError,
+    NotFoundError,
+    PreconditionFailedError,
+    UnavailableError,
+)
+from agent_runtime.schemas.cursors import encode_cursor
 from agent_runtime.services.messages import stored_messages
 from agent_runtime.timeutils import utc_now
 from models.enums import APPROVED_OR_LATER, ApprovalStatus
@@ -50,7 +68,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ITEM_KEY",
+    "LOOP_RULE",
     "RUN_STATE_KEY",
+    "WRITE_KEY",
     "AgentRuntimeSession",
     "item_to_message",
     "load_run_state",
@@ -126,6 +146,89 @@ def _comparable(row: Mapping[str, Any]) -> dict[str, Any]:
     return {key: row[key] for key in _COLUMNS if row.get(key) is not None}
 
 
+# ---------------------------------------------------------------------------
+# Event loops: in-process, the one that owns the database connection
+
+LOOP_RULE = (
+    "AgentRuntimeSession in-process is bound to the event loop that opened the "
+    "database connection (the first to use it after init_database, usually the one "
+    "that called it); this is another event loop or thread. From other event loops or "
+    "threads use client=AsyncAgentRuntimeClient(url), which works from any of them"
+)
+
+# The loop that claimed a connection Tortoise has not opened yet (it opens on the
+# first query): claimed at once, so that two loops cannot both take it.
+_claims: weakref.WeakKeyDictionary[Any, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
+_claims_lock = threading.Lock()
+
+
+def _held_connection() -> Any:
+    """The connection object Tortoise holds for the process's database, without asking
+    Tortoise for one (from another loop, `get_connection` replaces it); None if none."""
+    from tortoise.connection import get_connections
+
+    alias = store.current_database().dialect  # RuntimeError before init_database
+    storage = getattr(get_connections(), "_get_storage", None)
+    return storage().get(alias) if storage is not None else None
+
+
+def _connection() -> Any:
+    """The process's connection (`init_database`), on the event loop that owns it.
+
+    A Tortoise connection belongs to the loop that opened it. Asked for it from another
+    loop, Tortoise opens a new one in its place, for every task of the process: the
+    owner's work then hangs or breaks, and two threads' loops take it from each other.
+    So the loop is checked first, before Tortoise is touched: from any other loop this
+    raises `RuntimeError` (`LOOP_RULE`) at once."""
+    loop = asyncio.get_running_loop()
+    held = _held_connection()
+    if held is not None:
+        with _claims_lock:
+            owner = getattr(held, "_bound_loop", None) or _claims.setdefault(held, loop)
+        if owner is not loop:
+            raise RuntimeError(LOOP_RULE)
+    return store.get_connection()
+
+
+# ---------------------------------------------------------------------------
+# The session
+
+# The message metadata key holding, on the first message of one `add_items` over
+# REST, a random id for that write: a write whose answer was lost is recognised by it
+# (see `AgentRuntimeSession.add_items`).
+WRITE_KEY = "openai_agents_write"
+
+# Answers that leave a write's outcome unknown: it may have been committed.
+_IN_DOUBT = (httpx.TransportError, UnavailableError)
+
+
+@dataclass(frozen=True)
+class _Base:
+    """What an append over REST is conditional on: the session's version (None: no
+    such session) and the number of its messages then (the position of the first
+    message appended)."""
+
+    version: int | None
+    position: int
+
+
+@dataclass
+class _Append:
+    """One `add_items` over REST: its messages, the first one marked with the write's
+    id, the base of its latest attempt, and whether an attempt on that base went
+    unanswered (`in_doubt`: it may have been written)."""
+
+    plain: list[dict[str, Any]]
+    write_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    base: _Base | None = None
+    in_doubt: bool = False
+
+    @property
+    def marked(self) -> list[dict[str, Any]]:
+        first, *rest = self.plain
+        return [{**first, "metadata": {**first["metadata"], WRITE_KEY: self.write_id}}, *rest]
+
+
 class AgentRuntimeSession:
     """The SDK's `Session` protocol on agent-runtime's session store.
 
@@ -135,10 +238,25 @@ class AgentRuntimeSession:
     `AsyncAgentRuntimeClient` it uses a remote agent-runtime over REST, with the
     same behaviour (the items are read back from the messages page's `metadata`).
 
-    Concurrency: `add_items` appends under the session's row lock; `pop_item` and
-    `clear_session` are compare-and-set writes on the session's version, retried
-    when another writer got in first, so concurrent pops each return a different
-    item and never lose an append.
+    Event loops and threads (the SDK's sessions may be used from several: threads
+    each running `asyncio.run`, `Runner.run_sync` from a fresh loop each time):
+
+    - over REST, any loop and thread: the client keeps one connection pool per event
+      loop (`AsyncAgentRuntimeClient` built from a URL). A client you built with your
+      own `transport` or `http_client` serves the loop of its first request only, and
+      raises `RuntimeError` at once from any other;
+    - in-process, only the event loop that owns the database connection: the first
+      to use it after `init_database` (usually the one that called it; `init_db`
+      does not count). From any other, every method raises `RuntimeError`
+      (`LOOP_RULE`) at once, before touching the database.
+
+    Concurrency: `add_items` appends in one transaction; `pop_item` is a
+    compare-and-set write on the session's version, retried when another writer got
+    in first, so concurrent pops each return a different item and never lose an
+    append; `clear_session` empties the session whatever its version. Over REST,
+    `add_items` is a conditional append too (on the version it read), so that a write
+    whose answer was lost (a timeout, a dropped connection, a 503) is never written
+    twice, and a `pop_item` whose answer was lost never pops a second item: see each.
     """
 
     session_settings: SessionSettings | None = None
@@ -160,6 +278,11 @@ class AgentRuntimeSession:
             if session_settings is None
             else coerce_session_settings(session_settings)
         )
+        # Over REST: the base the next append tries first (learnt from the last read
+        # or write; a stale one costs a 412 and a read), and the append that raised
+        # while it may have been written (`add_items` of the same items resumes it).
+        self._hint: _Base | None = None
+        self._unsettled: _Append | None = None
 
     async def _read(self) -> tuple[int | None, list[dict[str, Any]]]:
         """The session's version, then its stored messages (None, [] if unknown).
@@ -168,7 +291,7 @@ class AgentRuntimeSession:
         messages: a compare-and-set on that version then fails and is retried."""
         if self.client is not None:
             return await self._remote_messages()
-        db = store.get_connection()
+        db = _connection()
         version = await store.get_session_version(db, self.session_id)
         if version is None:
             return None, []
@@ -183,6 +306,7 @@ class AgentRuntimeSession:
         assert self.client is not None
         rows: list[dict[str, Any]] = []
         version: int | None = None
+        end = 0  # the position after the latest message
         after: str | None = None
         before: str | None = None
         try:
@@ -200,6 +324,8 @@ class AgentRuntimeSession:
                     )
                 if version is None:
                     version = page.version
+                if page.items:
+                    end = max(end, page.items[-1].position + 1)
                 chunk = [m.model_dump(exclude={"position"}, exclude_unset=True) for m in page.items]
                 if limit is None:
                     rows += chunk
@@ -210,7 +336,9 @@ class AgentRuntimeSession:
                     if (before := page.prev_cursor) is None:
                         break
         except NotFoundError:
+            self._hint = _Base(None, 0)
             return None, []
+        self._hint = _Base(version, end)
         return version, rows
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
@@ -219,6 +347,8 @@ class AgentRuntimeSession:
         from agents.memory.session_settings import resolve_session_limit
 
         limit = resolve_session_limit(limit, self.session_settings)
+        if self.client is None:
+            _connection()  # the loop rule, whatever the limit
         if limit is not None and limit <= 0:
             rows: list[dict[str, Any]] = []
         elif self.client is not None:
@@ -230,50 +360,178 @@ class AgentRuntimeSession:
         return [cast("TResponseInputItem", message_to_item(row)) for row in rows]
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
-        """Append `items` after the stored ones, in order, in one transaction."""
+        """Append `items` after the stored ones, in order, in one transaction.
+
+        Over REST the append is conditional on the session's version (`If-Match`), and
+        its first message carries the write's id (`WRITE_KEY` in its metadata). An
+        attempt left unanswered (timeout, dropped connection, 503) is sent again on the
+        same version, up to the client's `max_attempts`: of those attempts at most one
+        can be written, and when a later one is refused (412) the message at the
+        append's position tells whether an earlier one was. Items are never stored
+        twice. If `add_items` still raises, the items may have been stored: calling
+        `add_items` again with the same items, before any other write through this
+        session object, resumes that write (stored once) rather than starting a new one.
+        """
+        if self.client is not None:
+            pending, self._unsettled = self._unsettled, None
+            if not items:
+                return
+            messages = [item_to_message(cast("Mapping[str, Any]", item)) for item in items]
+            if pending is None or pending.plain != messages:
+                pending = _Append(messages)
+            try:
+                await self._append(self.client, pending)
+            except BaseException:
+                if pending.in_doubt:
+                    self._unsettled = pending
+                raise
+            return
+        db = _connection()
         if not items:
             return
         messages = [item_to_message(cast("Mapping[str, Any]", item)) for item in items]
-        if self.client is not None:
-            await self.client.append_messages(self.session_id, messages)
-            return
-        await store.append_messages(store.get_connection(), self.session_id, messages, utc_now())
+        await store.append_messages(db, self.session_id, messages, utc_now())
 
-    async def _write(self, messages: list[dict[str, Any]], if_version: int | None) -> None:
-        """Replace the stored messages (if the session is still at `if_version`)."""
-        if self.client is not None:
-            await self.client.save_session(self.session_id, messages, if_version=if_version)
+    async def _read_base(self, client: AsyncAgentRuntimeClient) -> _Base:
+        """The session's version and number of messages, read now."""
+        try:
+            page = await client.list_messages(self.session_id, limit=1, latest=True)
+        except NotFoundError:
+            return _Base(None, 0)
+        return _Base(page.version, page.items[-1].position + 1 if page.items else 0)
+
+    async def _append(self, client: AsyncAgentRuntimeClient, pending: _Append) -> None:
+        """Append `pending`'s messages: a conditional append, sent again while its
+        answer is lost, rebased when another writer went first (see `add_items`)."""
+        base = pending.base or self._hint
+        self._hint = None
+        failures = conflicts = 0
+        while True:
+            if base is None:
+                base = await self._read_base(client)
+            if base.version is None:
+                # Create (or restore) the session, adding nothing: safe to send again.
+                await client.append_messages(self.session_id, [])
+                base = await self._read_base(client)
+                continue
+            if pending.base != base:
+                pending.base, pending.in_doubt = base, False
+            was_in_doubt, pending.in_doubt = pending.in_doubt, True
+            try:
+                version = await client.append_messages(
+                    self.session_id, pending.marked, if_version=base.version, retry=False
+                )
+            except PreconditionFailedError:
+                # This attempt was answered: not written. Another writer went first, or
+                # an unanswered attempt on this base was written.
+                pending.in_doubt = was_in_doubt
+                if was_in_doubt and await self._written(client, pending):
+                    pending.in_doubt = False
+                    return
+                pending.in_doubt = False  # on a version now gone: it never will be
+                base = None
+                conflicts += 1
+                await asyncio.sleep(min(0.001 * 2**conflicts, 0.05))
+                continue
+            except _IN_DOUBT:
+                failures += 1
+                if failures >= client.retry.max_attempts:
+                    raise
+                await asyncio.sleep(client.retry.delay(failures, None))
+                continue
+            except AgentRuntimeError:
+                pending.in_doubt = was_in_doubt  # answered: not written
+                raise
+            pending.in_doubt = False
+            self._hint = _Base(version, base.position + len(pending.plain))
             return
-        await store.write_messages(
-            store.get_connection(), self.session_id, messages, utc_now(), if_version=if_version
+
+    async def _written(self, client: AsyncAgentRuntimeClient, pending: _Append) -> bool:
+        """Whether `pending` is stored: its first message at its base's position."""
+        assert pending.base is not None
+        position = pending.base.position
+        after = encode_cursor("messages", position - 1) if position else None
+        try:
+            page = await client.list_messages(self.session_id, limit=1, after=after)
+        except NotFoundError:
+            return False
+        return any(
+            m.position == position and (m.metadata or {}).get(WRITE_KEY) == pending.write_id
+            for m in page.items
         )
 
+    async def _pop(self, version: int, rows: list[dict[str, Any]]) -> bool:
+        """Store `rows` but the last if the session is still at `version`: whether it
+        was (False: another writer went first, read again)."""
+        keep = [_comparable(row) for row in rows[:-1]]
+        if self.client is None:
+            try:
+                await store.write_messages(
+                    _connection(), self.session_id, keep, utc_now(), if_version=version
+                )
+            except PreconditionFailedError:
+                return False
+            return True
+        failures = 0
+        in_doubt = False
+        while True:
+            try:
+                written = await self.client.save_session(
+                    self.session_id, keep, if_version=version, retry=False
+                )
+            except PreconditionFailedError:
+                if not in_doubt:
+                    return False
+                # An unanswered attempt may have been written. It was not if the item is
+                # still there, after the same messages: then pop again. Otherwise it is
+                # gone: taken by this pop, or, at the same moment, by another one.
+                _, now = await self._remote_messages()
+                still = [_comparable(row) for row in now[: len(rows)]]
+                return still != [*keep, _comparable(rows[-1])]
+            except _IN_DOUBT:
+                in_doubt = True
+                failures += 1
+                if failures >= self.client.retry.max_attempts:
+                    raise
+                await asyncio.sleep(self.client.retry.delay(failures, None))
+                continue
+            self._hint = _Base(written, len(keep))
+            return True
+
     async def pop_item(self) -> TResponseInputItem | None:
-        """Remove and return the latest item; None if there is none."""
+        """Remove and return the latest item; None if there is none.
+
+        A compare-and-set on the session's version. Over REST, an attempt left
+        unanswered is sent again; refused then, the stored list tells whether the
+        item is gone (popped by the lost attempt) or still there (pop again): one
+        call never pops two items."""
+        self._unsettled = None
         delay = 0.001
         while True:
             version, rows = await self._read()
             if version is None or not rows:
                 return None
-            keep = [_comparable(row) for row in rows[:-1]]
-            try:
-                await self._write(keep, if_version=version)
-            except PreconditionFailedError:  # another writer went first: read again
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.05)
-                continue
-            return cast("TResponseInputItem", message_to_item(rows[-1]))
+            if await self._pop(version, rows):
+                return cast("TResponseInputItem", message_to_item(rows[-1]))
+            await asyncio.sleep(delay)  # another writer went first: read again
+            delay = min(delay * 2, 0.05)
 
     async def clear_session(self) -> None:
         """Remove every item (the session itself, its approvals and context stay)."""
+        self._unsettled = None
         if self.client is not None:
             try:
                 await self.client.session_stats(self.session_id)
             except NotFoundError:
                 return
-        elif await store.get_session_version(store.get_connection(), self.session_id) is None:
+            # Unconditional: sending it again after a lost answer clears again.
+            version = await self.client.save_session(self.session_id, [])
+            self._hint = _Base(version, 0)
             return
-        await self._write([], if_version=None)
+        db = _connection()
+        if await store.get_session_version(db, self.session_id) is None:
+            return
+        await store.write_messages(db, self.session_id, [], utc_now())
 
 
 # ---------------------------------------------------------------------------
@@ -341,11 +599,11 @@ class _Store:
 
 
 def _store(session: AgentRuntimeSession | str) -> _Store:
-    """Where `session` lives (a session id: in this process)."""
+    """Where `session` lives (a session id: in this process, on its event loop)."""
     if isinstance(session, str):
-        return _Store(store.DatabaseService(), store.get_connection(), session)
+        return _Store(store.DatabaseService(), _connection(), session)
     if session.client is None:
-        return _Store(store.DatabaseService(), store.get_connection(), session.session_id)
+        return _Store(store.DatabaseService(), _connection(), session.session_id)
     return _Store(RemoteDatabaseService(client=session.client), None, session.session_id)
 
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from tortoise.expressions import F
 
-from agent_runtime.schemas.validation import require_non_negative_number
+from agent_runtime.schemas.validation import require_non_negative_number, require_positive_int
 from agent_runtime.services._common import DB, atomic
+from agent_runtime.services.checkpoints import delete_session_checkpoints, trim_checkpoints
 from agent_runtime.services.events import record_event
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.timeutils import utc_now
@@ -55,8 +56,8 @@ async def cleanup_old_sessions(db: DB, max_age_hours: float = 24) -> int:
 
 async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
     """Remove sessions soft-deleted more than `days_old` days ago, with their
-    messages, contexts, approvals and events (the only way events are ever
-    deleted); return how many sessions."""
+    messages, contexts, approvals, events (the only way events are ever
+    deleted) and LangGraph checkpoints; return how many sessions."""
     days = require_non_negative_number(days_old, "days_old")
     async with atomic(db) as conn:
         # Deleted by id: SQLite's change counter would also count cascaded messages.
@@ -66,6 +67,7 @@ async def hard_delete_old_sessions(db: DB, days_old: float = 30) -> int:
             await PendingApproval.filter(session_id__in=batch).using_db(conn).delete()
             await Event.filter(session_id__in=batch).using_db(conn).delete()
             await PendingEvent.filter(session_id__in=batch).using_db(conn).delete()
+            await delete_session_checkpoints(conn, batch)  # LangGraph checkpoints
             await Session.filter(id__in=batch).using_db(conn).delete()
     for session_id in ids:
         message_cache.discard(session_id)
@@ -114,6 +116,8 @@ class RetentionPolicy:
     idle_hours: float | None = 24
     purge_deleted_after_days: float | None = 30
     expire_approvals_after_hours: float | None = None
+    # LangGraph checkpoints kept per thread and namespace, the latest (None: all).
+    keep_checkpoints: int | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class RetentionReport:
     hard_deleted: int = 0
     expired_approvals: int = 0
     dry_run: bool = False
+    trimmed_checkpoints: int = 0  # LangGraph checkpoints deleted by keep_checkpoints
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +139,8 @@ async def run_retention(
     for name, value in asdict(policy).items():
         if value is not None:
             require_non_negative_number(value, name)
+    if policy.keep_checkpoints is not None:  # keeping none would empty every thread
+        require_positive_int(policy.keep_checkpoints, "keep_checkpoints")
     soft = hard = expired = 0
     if dry_run:
         if policy.idle_hours is not None:
@@ -144,11 +151,20 @@ async def run_retention(
             expired = (
                 await _stale_approvals(policy.expire_approvals_after_hours).using_db(db).count()
             )
-        return RetentionReport(soft, hard, expired, dry_run=True)
+        trimmed = await _trim_checkpoints(db, policy, dry_run=True)
+        return RetentionReport(soft, hard, expired, dry_run=True, trimmed_checkpoints=trimmed)
     if policy.idle_hours is not None:
         soft = await cleanup_old_sessions(db, policy.idle_hours)
     if policy.purge_deleted_after_days is not None:
         hard = await hard_delete_old_sessions(db, policy.purge_deleted_after_days)
     if policy.expire_approvals_after_hours is not None:
         expired = await expire_pending_approvals(db, policy.expire_approvals_after_hours)
-    return RetentionReport(soft, hard, expired)
+    trimmed = await _trim_checkpoints(db, policy)
+    return RetentionReport(soft, hard, expired, trimmed_checkpoints=trimmed)
+
+
+async def _trim_checkpoints(db: DB, policy: RetentionPolicy, *, dry_run: bool = False) -> int:
+    """LangGraph checkpoints beyond the latest `keep_checkpoints` of each thread."""
+    if policy.keep_checkpoints is None:
+        return 0
+    return await trim_checkpoints(db, policy.keep_checkpoints, dry_run=dry_run)

@@ -21,6 +21,7 @@ from agent_runtime.schemas.types import StorableText, Title
 from agent_runtime.schemas.validation import lookup_id, require_positive_int, validate
 from agent_runtime.services._common import DB, UNSET, Unset, atomic, check_version
 from agent_runtime.services._sql import db_datetime, sql
+from agent_runtime.services.checkpoints import delete_session_checkpoints
 from agent_runtime.services.message_cache import message_cache
 from agent_runtime.services.messages import decode_json, loaded_message
 from agent_runtime.timeutils import as_utc, utc_now
@@ -157,7 +158,8 @@ async def delete_session(
     db: DB, session_id: str, soft: bool = True, *, if_version: int | None = None
 ) -> bool:
     """Soft delete hides the session; hard delete removes it, its messages,
-    context, switches and its tool approvals. False if there was nothing to delete."""
+    context, switches, its tool approvals and its LangGraph checkpoints. False if
+    there was nothing to delete."""
     session_id = lookup_id(session_id)
     check_version(if_version)
     if soft:
@@ -183,6 +185,8 @@ async def delete_session(
                 )
             return False
         await PendingApproval.filter(session_id=session_id).using_db(conn).delete()
+        # LangGraph checkpoints of the session (its thread): no foreign key either.
+        await delete_session_checkpoints(conn, [session_id])
         await Session.filter(id=session_id).using_db(conn).delete()
     message_cache.discard(session_id)  # only memory: a recreated session gets a new token
     return True

@@ -42,3 +42,23 @@ async def test_no_retention_runs_by_default(backend):
         await asyncio.sleep(0.5)
 
         assert await svc.list_all_sessions(db) == ["idle"]
+
+
+def test_the_periodic_policy_follows_every_retention_setting():
+    from agent_runtime.core.retention_task import policy_from
+
+    policy = policy_from(
+        Settings(
+            retention_idle_hours=5,
+            retention_purge_days=7,
+            retention_expire_approvals_hours=9,
+            retention_keep_checkpoints=3,
+        )
+    )
+
+    assert (
+        policy.idle_hours,
+        policy.purge_deleted_after_days,
+        policy.expire_approvals_after_hours,
+        policy.keep_checkpoints,
+    ) == (5, 7, 9, 3)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import functools
+import time
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -64,6 +68,99 @@ async def sessions(request: pytest.FixtureRequest, backend: Backend) -> AsyncIte
         yield Sessions(database.get_connection(), None)
     finally:
         await database.close_db()
+
+
+T = TypeVar("T")
+# What the loop rule's error says (agent_runtime.integrations.openai_agents.LOOP_RULE).
+LOOP_RULE_MATCH = "in-process is bound to the event loop that opened the database connection"
+# "At once": no wait for a lock, a pool or a timeout (a hang would last far longer).
+AT_ONCE_SECONDS = 3.0
+
+
+class LoopRuleHeld(Exception):
+    """In-process, the loop rule refused a call from another event loop at once, as it
+    should: the test ends there (`held_or_passed`)."""
+
+
+@dataclass(frozen=True)
+class AnyLoop:
+    """Makes `AgentRuntimeSession`s for tests that use them from several event loops
+    (threads each running their own): in-process (`client` None), where the loop rule
+    refuses every loop but the one owning the connection; or over REST to a real
+    server (`url`), through one client shared by every loop."""
+
+    client: AsyncAgentRuntimeClient | None = None
+    url: str | None = None
+
+    @property
+    def in_process(self) -> bool:
+        return self.client is None
+
+    def __call__(self, session_id: str, **kwargs: Any) -> Any:
+        from agent_runtime.integrations.openai_agents import AgentRuntimeSession
+
+        return AgentRuntimeSession(session_id, client=self.client, **kwargs)
+
+    def own_client(self) -> AsyncAgentRuntimeClient | None:
+        """A new client of the same server (None in-process), as a session made from a
+        URL has (the SDK's `from_url`)."""
+        return None if self.url is None else AsyncAgentRuntimeClient(self.url)
+
+    async def elsewhere(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work`, which runs on other event loops (threads). Over REST: its result.
+        In-process: it must raise the loop rule's `RuntimeError` at once, leaving this
+        loop's connection as it was; then `LoopRuleHeld`."""
+        if not self.in_process:
+            return await work
+        before = database.get_connection()
+        started = time.monotonic()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                await asyncio.wait_for(work, 30)
+            except RuntimeError as exc:
+                error: BaseException = exc
+            else:
+                raise AssertionError("in-process, the call from another loop was not refused")
+        self.refused([error], started)
+        assert database.get_connection() is before, "Tortoise's connection was replaced"
+        assert not [w for w in caught if "event loop" in str(w.message)], caught
+        raise LoopRuleHeld
+
+    def outcome(self, errors: list[BaseException | None], started: float) -> None:
+        """What calls made on other event loops ended with (None: no error). Over REST,
+        none failed. In-process, each was refused by the loop rule at once: then
+        `LoopRuleHeld`."""
+        if not self.in_process:
+            assert errors == [None] * len(errors), errors
+            return
+        self.refused(errors, started)
+        raise LoopRuleHeld
+
+    @staticmethod
+    def refused(errors: list[BaseException | None], started: float) -> None:
+        assert errors, "no call was made"
+        for error in errors:
+            assert isinstance(error, RuntimeError), repr(error)
+            assert LOOP_RULE_MATCH in str(error), str(error)
+        assert time.monotonic() - started < AT_ONCE_SECONDS
+
+
+def held_or_passed(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A test run in both modes: over REST it must pass; in-process it must end with the
+    loop rule refusing the first call from another loop (`LoopRuleHeld`)."""
+
+    @functools.wraps(test)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        sessions: AnyLoop = kwargs["sessions"]
+        try:
+            await test(*args, **kwargs)
+        except LoopRuleHeld:
+            assert sessions.in_process
+            return
+        assert not sessions.in_process, "in-process, no call was refused by the loop rule"
+
+    return run
 
 
 def fake_model(*turns: list[Any]) -> Any:

@@ -1,17 +1,20 @@
 """The OpenAI Agents SDK's own session tests, ported to `AgentRuntimeSession`.
 
-Sources (openai/openai-agents-python): tests/test_session.py (the `SQLiteSession`
-and `Runner` tests) and tests/extensions/memory/test_sqlalchemy_session.py. Each
-test keeps its source's name and its assertions; it runs in-process and over
+Sources (openai/openai-agents-python): tests/test_session.py (now
+tests/memory/test_session.py: the `SQLiteSession` and `Runner` tests),
+tests/memory/test_session_limit.py and tests/extensions/memory/test_sqlalchemy_session.py.
+Each test keeps its source's name and its assertions; it runs in-process and over
 REST (the `sessions` fixture) on SQLite and PostgreSQL. The SDK's `ScriptedModel`
 stands in for the model (no network).
 
+The tests that use one session from several event loops (the `run_sync` cases of
+the runner-parametrised tests, the threaded ones) are in
+test_openai_agents_sdk_threads.py, over REST to a real server and in-process.
+
 Not ported, and why: tests of one store's internals (SQL text, table creation,
 engine registries, mocked DB-API results, corrupt JSON rows, which this store
-cannot hold: items are stored as JSON documents, never as text to decode); the
-threaded `run_sync` variants (a Tortoise connection and an httpx client each
-belong to one event loop: code on another loop uses its own); and the tests of
-the SDK's own input validation, which never reach a session.
+cannot hold: items are stored as JSON documents, never as text to decode); and the
+tests of the SDK's own input validation, which never reach a session.
 """
 
 from __future__ import annotations
@@ -185,6 +188,67 @@ async def test_session_callback_prepared_input(sessions: Sessions, runner_method
     )
 
     assert model.last_call.input == [initial_history[0], new_turn_input[0]]
+
+
+@pytest.mark.parametrize("runner_method", RUNNERS)
+async def test_session_memory_with_explicit_instance_parametrized(
+    sessions: Sessions, runner_method: str
+):
+    agent, model = scripted_agent()
+    session = sessions("test_session_456")
+
+    model.enqueue([assistant_message("Hello")])
+    result1 = await run_agent(runner_method, agent, "Hi there", session=session)
+    assert result1.final_output == "Hello"
+
+    model.enqueue([assistant_message("I remember you said hi")])
+    result2 = await run_agent(runner_method, agent, "Do you remember what I said?", session=session)
+    assert result2.final_output == "I remember you said hi"
+
+
+@pytest.mark.parametrize("runner_method", RUNNERS)
+async def test_session_memory_appends_list_input_by_default(sessions: Sessions, runner_method: str):
+    agent, model = scripted_agent()
+    session = sessions("test_validation_parametrized")
+    initial_history = [user("Earlier message"), {"role": "assistant", "content": "Saved reply"}]
+    await session.add_items(initial_history)
+
+    list_input = [user("Test message")]
+    model.enqueue([assistant_message("This should run")])
+    await run_agent(runner_method, agent, list_input, session=session)
+
+    assert model.last_call.input == initial_history + list_input
+
+
+@pytest.mark.parametrize("runner_method", RUNNERS)
+async def test_session_callback_repeating_history_does_not_grow_session(
+    sessions: Sessions, runner_method: str
+):
+    agent, model = scripted_agent()
+    session = sessions("session_repeat")
+
+    def repeat_first(history, new_input):
+        if not history:
+            return new_input
+        return [*history, history[0], *new_input]
+
+    for turn in range(3):
+        model.enqueue([assistant_message(f"assistant {turn}")])
+        await run_agent(
+            runner_method,
+            agent,
+            f"user {turn}",
+            session=session,
+            run_config=RunConfig(session_input_callback=repeat_first),
+        )
+
+    stored = await session.get_items()
+    assert contents([item for item in stored if item.get("role") == "user"]) == [
+        "user 0",
+        "user 1",
+        "user 2",
+    ]
+    assert len(stored) == 6
 
 
 async def test_sqlite_session_unicode_content(sessions: Sessions):
@@ -415,3 +479,129 @@ async def test_runner_with_session_settings_override(sessions: Sessions):
 
     history = [i for i in model.last_call.input if i.get("content") != "New question"]
     assert contents(history) == ["Turn 8", "Turn 9"]
+
+
+# -- tests/memory/test_session_limit.py ---------------------------------------------
+
+
+@pytest.mark.parametrize("runner_method", RUNNERS)
+async def test_session_limit_parameter(sessions: Sessions, runner_method: str):
+    agent, model = scripted_agent()
+    session = sessions("limit_test")
+    for i in (1, 2, 3):
+        model.enqueue([assistant_message(f"Reply {i}")])
+        await run_agent(runner_method, agent, f"Message {i}", session=session)
+    assert len(await session.get_items()) == 6
+
+    model.enqueue([assistant_message("Reply 4")])
+    await run_agent(
+        runner_method,
+        agent,
+        "Message 4",
+        session=session,
+        run_config=RunConfig(session_settings=SessionSettings(limit=2)),
+    )
+
+    last_input = model.last_call.input
+    assert len(last_input) == 3
+    assert last_input[0].get("content") == "Message 3"
+    assert last_input[1].get("content")[0]["text"] == "Reply 3"
+    assert last_input[2].get("content") == "Message 4"
+
+
+@pytest.mark.parametrize("runner_method", RUNNERS)
+async def test_session_limit_drops_unmatched_history_function_call_output(
+    sessions: Sessions, runner_method: str
+):
+    session = sessions("limit_tool_pair")
+    history = [
+        user("What is the weather?"),
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "It is sunny.", "annotations": []}],
+        },
+    ]
+    await session.add_items(history)
+    assert await session.get_items(limit=2) == history[-2:]
+
+    agent, model = scripted_agent()
+    model.enqueue([assistant_message("Tomorrow is sunny too.")])
+    await run_agent(
+        runner_method,
+        agent,
+        "What about tomorrow?",
+        session=session,
+        run_config=RunConfig(session_settings=SessionSettings(limit=2)),
+    )
+
+    assert model.last_call.input == [history[-1], user("What about tomorrow?")]
+
+
+@pytest.mark.parametrize("runner_method", RUNNERS)
+async def test_session_limit_zero(sessions: Sessions, runner_method: str):
+    agent, model = scripted_agent()
+    session = sessions("limit_zero_test")
+    for i in (1, 2):
+        model.enqueue([assistant_message(f"Reply {i}")])
+        await run_agent(runner_method, agent, f"Message {i}", session=session)
+
+    model.enqueue([assistant_message("Reply 3")])
+    await run_agent(
+        runner_method,
+        agent,
+        "Message 3",
+        session=session,
+        run_config=RunConfig(session_settings=SessionSettings(limit=0)),
+    )
+
+    assert contents(model.last_call.input) == ["Message 3"]
+
+
+@pytest.mark.parametrize("runner_method", RUNNERS)
+async def test_session_limit_none_gets_all_history(sessions: Sessions, runner_method: str):
+    agent, model = scripted_agent()
+    session = sessions("limit_none_test")
+    for i in range(1, 6):
+        model.enqueue([assistant_message(f"Reply {i}")])
+        await run_agent(runner_method, agent, f"Message {i}", session=session)
+    assert len(await session.get_items()) == 10
+
+    model.enqueue([assistant_message("Reply 6")])
+    await run_agent(
+        runner_method,
+        agent,
+        "Message 6",
+        session=session,
+        run_config=RunConfig(session_settings=SessionSettings(limit=None)),
+    )
+
+    last_input = model.last_call.input
+    assert len(last_input) == 11
+    assert last_input[0].get("content") == "Message 1"
+    assert last_input[-1].get("content") == "Message 6"
+
+
+@pytest.mark.parametrize("runner_method", RUNNERS)
+async def test_session_limit_larger_than_history(sessions: Sessions, runner_method: str):
+    agent, model = scripted_agent()
+    session = sessions("limit_large_test")
+    model.enqueue([assistant_message("Reply 1")])
+    await run_agent(runner_method, agent, "Message 1", session=session)
+
+    model.enqueue([assistant_message("Reply 2")])
+    await run_agent(
+        runner_method,
+        agent,
+        "Message 2",
+        session=session,
+        run_config=RunConfig(session_settings=SessionSettings(limit=100)),
+    )
+
+    last_input = model.last_call.input
+    assert len(last_input) == 3
+    assert last_input[0].get("content") == "Message 1"
+    assert last_input[1].get("content")[0]["text"] == "Reply 1"
+    assert last_input[2].get("content") == "Message 2"

@@ -10,6 +10,7 @@ REST (the `sessions` fixture).
 from __future__ import annotations
 
 import asyncio
+from unittest.mock import ANY
 
 import pytest
 
@@ -21,6 +22,7 @@ from agents.memory.session import Session
 
 from agent_runtime.integrations.openai_agents import (
     ITEM_KEY,
+    WRITE_KEY,
     AgentRuntimeSession,
 )
 from agent_runtime.services import database
@@ -203,9 +205,13 @@ async def test_messages_written_by_other_code_read_as_items(sessions: Sessions):
 async def test_the_item_is_stored_in_the_message_metadata(sessions: Sessions):
     from agent_runtime.services.messages import stored_messages
 
-    await sessions("meta").add_items([user("hi")])
-    [row] = await stored_messages(sessions.db, "meta")
-    assert row["metadata"] == {ITEM_KEY: user("hi")}
+    await sessions("meta").add_items([user("hi"), user("there")])
+    first, second = await stored_messages(sessions.db, "meta")
+    assert second["metadata"] == {ITEM_KEY: user("there")}
+    if sessions.client is None:
+        assert first["metadata"] == {ITEM_KEY: user("hi")}
+    else:  # over REST, the first message of a write also carries the write's id
+        assert first["metadata"] == {ITEM_KEY: user("hi"), WRITE_KEY: ANY}
 
 
 async def test_a_second_runner_run_sees_the_first_runs_history(sessions: Sessions):

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from agent_runtime.api.routes.sessions import PlainRoute
 from agent_runtime.client import AsyncAgentRuntimeClient, RemoteDatabaseService
 from agent_runtime.config import Settings
 from agent_runtime.core.auth import CACHE_SECONDS, GRANTS, Permission
@@ -89,6 +90,29 @@ def test_every_api_route_declares_the_permission_it_needs():
     undeclared = [r.path for r in api_routes(app) if route_permission(r) is None]
 
     assert api_routes(app) and undeclared == []
+
+
+def test_plain_handlers_check_exactly_the_permission_their_route_declares():
+    """The sessions routes with a plain handler (api/routes/sessions.py) skip FastAPI's
+    dependency solving for their common case: the handler awaits the route's one
+    declared dependency, its permission check, and nothing may have been added to it
+    (an include's dependencies would not run)."""
+    app = create_app(Settings(db_url="sqlite://:memory:"))
+
+    plain = {
+        (method, c.path): c
+        for c in iter_route_contexts(app.routes)
+        if isinstance(c.route, PlainRoute) and c.route.plain_permission is not None
+        for method in c.methods
+    }
+
+    assert set(plain) >= {("GET", "/sessions/{session_id}"), ("POST", "/sessions/{session_id}")}
+    for context in plain.values():
+        declared = route_permission(context.route)
+        assert declared is not None and context.route.plain_permission == declared
+        assert [d.dependency for d in context.dependencies] == [
+            d.dependency for d in context.route.dependencies
+        ]
 
 
 def test_the_grants_are_what_the_roles_promise():
