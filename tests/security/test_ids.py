@@ -27,7 +27,7 @@ from agent_runtime.services import database as svc
 from agent_runtime.services.legacy_import import import_legacy, open_legacy
 from models import PendingApproval
 from tests.console.http import Agent, Console, csrf_token, open_console
-from tests.fixtures.backends import DATA_TABLES, Backend, Databases
+from tests.fixtures.backends import Backend, Databases, dump_data
 from tests.fixtures.legacy import (
     SOURCE_KINDS,
     LegacyDatabase,
@@ -77,8 +77,7 @@ def path(value: str) -> str:
 
 
 async def dump(backend: Backend) -> dict[str, list[dict[str, Any]]]:
-    db = Tortoise.get_connection(backend.dialect)
-    return {t: await db.execute_query_dict(f"SELECT * FROM {t} ORDER BY id") for t in DATA_TABLES}
+    return await dump_data(Tortoise.get_connection(backend.dialect))
 
 
 def refused(response: httpx.Response) -> None:

@@ -18,7 +18,7 @@ from agent_runtime.errors import InvalidInputError
 from agent_runtime.events.stream import first_page
 from agent_runtime.services import database as svc
 from tests.console.http import Agent, Console, csrf_token, open_console
-from tests.fixtures.backends import DATA_TABLES, Backend
+from tests.fixtures.backends import Backend, dump_data
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -40,8 +40,7 @@ def refused(response: httpx.Response, status: int = 422) -> dict[str, Any]:
 
 async def dump(backend: Backend) -> dict[str, list[dict[str, Any]]]:
     """Every row of every table of the app's database: to prove nothing changed."""
-    db = Tortoise.get_connection(backend.dialect)
-    return {t: await db.execute_query_dict(f"SELECT * FROM {t} ORDER BY id") for t in DATA_TABLES}
+    return await dump_data(Tortoise.get_connection(backend.dialect))
 
 
 def cursor(kind: str, value: Any) -> str:
