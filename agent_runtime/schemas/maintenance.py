@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.limits import BIGINT_MAX
+
 __all__ = ["CleanupCreate", "CleanupRead", "LiveRead", "ReadyRead"]
 
 
@@ -20,6 +22,13 @@ class CleanupCreate(BaseModel):
     expire_approvals_after_hours: float | None = Field(
         None, ge=0, le=1e6, description="mark approvals pending that long as expired"
     )
+    keep_checkpoints: int | None = Field(
+        None,
+        ge=1,
+        le=BIGINT_MAX,
+        description="keep this many LangGraph checkpoints per thread and namespace, the "
+        "latest, and delete the older ones",
+    )
     dry_run: bool = Field(False, description="count what would change; change nothing")
 
 
@@ -28,6 +37,9 @@ class CleanupRead(BaseModel):
     hard_deleted: int
     expired_approvals: int
     dry_run: bool
+    trimmed_checkpoints: int = Field(
+        0, description="LangGraph checkpoints deleted (or, dry run, that would be)"
+    )
 
 
 class LiveRead(BaseModel):

@@ -111,3 +111,42 @@ async def test_stop_ends_the_hub_even_right_after_a_poke(monkeypatch):
             task.cancel()
         await stopping
     assert done, "stop() did not return"
+
+
+async def test_with_nobody_subscribed_the_hub_skips_to_the_end_of_the_log(db, monkeypatch):
+    hub = await new_hub(db)
+    for n in range(3):
+        await svc.save_pending_approval(db, "s1", f"c{n}", "tool", {})
+    read = AsyncMock(side_effect=svc.read_events)
+    monkeypatch.setattr(hub_module, "read_events", read)
+
+    await hub.read_new()
+
+    assert hub.last_id == await last_event_id(db)
+    read.assert_not_called()
+    with hub.watch("c1") as changed:  # a waiter from now on is woken as ever
+        await svc.decide_approval(db, "c1", "approved")
+        await hub.read_new(poked=True)
+        assert changed.is_set()
+    read.assert_called()
+
+
+async def test_a_waiter_arriving_while_the_hub_skips_ahead_gets_its_event(db, monkeypatch):
+    hub = await new_hub(db)
+    await svc.save_pending_approval(db, "s1", "c1", "tool", {})
+    await hub.read_new()
+    arrived: list[asyncio.Event] = []
+    watching = hub.watch("c1")
+
+    async def newest_while_a_waiter_arrives(connection):
+        # The waiter enters and its decision commits while the hub reads the newest id.
+        arrived.append(watching.__enter__())
+        await svc.decide_approval(db, "c1", "approved")
+        return await last_event_id(connection)
+
+    monkeypatch.setattr(hub_module, "last_event_id", newest_while_a_waiter_arrives)
+    try:
+        await hub.read_new()
+        assert arrived[0].is_set()
+    finally:
+        watching.__exit__(None, None, None)

@@ -23,13 +23,15 @@ router = APIRouter(
 async def cleanup(policy: CleanupCreate, db: DBSession) -> dict[str, Any]:
     """Soft-delete sessions idle longer than `idle_hours`, hard-delete sessions
     soft-deleted more than `purge_deleted_after_days` ago, expire approvals pending
-    longer than `expire_approvals_after_hours`; null skips a step."""
+    longer than `expire_approvals_after_hours`, keep only the latest `keep_checkpoints`
+    LangGraph checkpoints of each thread; null skips a step."""
     report = await retention_service.run_retention(
         db,
         RetentionPolicy(
             idle_hours=policy.idle_hours,
             purge_deleted_after_days=policy.purge_deleted_after_days,
             expire_approvals_after_hours=policy.expire_approvals_after_hours,
+            keep_checkpoints=policy.keep_checkpoints,
         ),
         dry_run=policy.dry_run,
     )
