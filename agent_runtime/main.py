@@ -25,6 +25,7 @@ from agent_runtime.api.routes import (
     agent_contexts,
     approval_runs,
     approvals,
+    checkpoints,
     events,
     health,
     maintenance,
@@ -150,7 +151,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     message_cache.configure(settings)
     install_error_handlers(app)
     add_message_schemas(app)
-    for module in (sessions, agent_contexts, approvals, approval_runs, events, maintenance, health):
+    for module in (
+        sessions,
+        agent_contexts,
+        approvals,
+        approval_runs,
+        checkpoints,
+        events,
+        maintenance,
+        health,
+    ):
         app.include_router(module.router)
     app.add_route(metrics.PATH, metrics.metrics, methods=["GET"], include_in_schema=False)
     install_console(app)

@@ -42,6 +42,8 @@ ROLES = (
     "hitl",
     "pooler_direct",
     "pooler_pgbouncer",
+    "langgraph_ours",
+    "langgraph_theirs",
 )
 
 

@@ -46,6 +46,8 @@ class Config:
     probe_hold_seconds: float  # how long A's transaction stays open
     probe_samples: int  # baseline rounds of the four operations, nothing open
     probe_rounds: int  # probe runs per tree, alternating
+    # `langgraph`: AgentRuntimeSaver vs LangGraph's own saver, a 40-step graph per run
+    langgraph_samples: int  # timed runs per saver, alternating (after `warmup` runs each)
 
 
 FULL = Config(
@@ -84,6 +86,7 @@ FULL = Config(
     probe_hold_seconds=3.0,
     probe_samples=20,
     probe_rounds=2,
+    langgraph_samples=60,
 )
 
 SMOKE = Config(
@@ -122,4 +125,5 @@ SMOKE = Config(
     probe_hold_seconds=0.5,
     probe_samples=3,
     probe_rounds=1,
+    langgraph_samples=3,
 )

@@ -53,6 +53,31 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         out["rest"] = _rest_ratios(results["rest"])
     if results.get("writers", {}).get("setups"):
         out["writers"] = _writers_ratios(results["writers"])
+    if "ours" in results.get("langgraph", {}):
+        out["langgraph"] = _langgraph_ratios(results["langgraph"])
+    return out
+
+
+def _langgraph_ratios(lg: dict[str, Any]) -> dict[str, Any]:
+    """ours/theirs for the `langgraph` workload (>1 = ours slower): per step (median,
+    p90), the replayed saver calls per step, each call, and the read of the latest."""
+    out = {
+        f"per_step_{q}": _ratio(
+            _get(lg, "ours", "per_step", f"{q}_ms"), _get(lg, "theirs", "per_step", f"{q}_ms")
+        )
+        for q in ("median", "p90")
+    }
+    out["replay_per_step"] = _ratio(
+        _get(lg, "ours", "replay_per_step", "median_ms"),
+        _get(lg, "theirs", "replay_per_step", "median_ms"),
+    )
+    for op in _get(lg, "ours", "ops") or {}:
+        out[op] = _ratio(
+            _get(lg, "ours", "ops", op, "median_ms"), _get(lg, "theirs", "ops", op, "median_ms")
+        )
+    out["read_latest"] = _ratio(
+        _get(lg, "ours", "read_latest", "median_ms"), _get(lg, "theirs", "read_latest", "median_ms")
+    )
     return out
 
 
@@ -251,6 +276,12 @@ def targets(results: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]
         ),
         *_rest_targets(results, rat),
         *_hitl_targets(results),
+        (
+            "LangGraph per step <= 1.0x its own saver",
+            _get(rat, "langgraph", "per_step_median"),
+            lambda v: v <= 1.0,
+            "x",
+        ),
     ]
     return [
         {
@@ -281,6 +312,7 @@ def sanity(results: dict[str, Any]) -> list[str]:
     problems += [f"hitl: {p}" for p in _get(results, "hitl", "problems") or []]
     problems += [f"pooler: {p}" for p in _get(results, "pooler", "problems") or []]
     problems += [f"writers: {p}" for p in _get(results, "writers", "problems") or []]
+    problems += [f"langgraph: {p}" for p in _get(results, "langgraph", "problems") or []]
     if _get(results, "http", "errors"):
         problems.append(
             f"http: {results['http']['errors']} failed requests, e.g. "
@@ -381,6 +413,8 @@ def table(backend: str, data: dict[str, Any]) -> str:
         lines += pooler_table(results["pooler"])
     if "writers" in results:
         lines += writers_table(results["writers"], rat.get("writers", {}))
+    if "langgraph" in results:
+        lines += langgraph_table(results["langgraph"], rat.get("langgraph", {}))
     lines.append("targets:")
     for t in data["targets"]:
         value, unit = t["measured"], t["unit"]
@@ -606,6 +640,48 @@ def writers_table(writers: dict[str, Any], rat: dict[str, Any]) -> list[str]:
         "  lock waits: database backends waiting on a lock, mean per 100 ms sample; CPU: "
         "cores busy (servers | load generator); x: after/before (req/s > 1 and p99 < 1 = "
         "after better)"
+    )
+    return lines
+
+
+def langgraph_table(lg: dict[str, Any], rat: dict[str, Any]) -> list[str]:
+    """The `langgraph` workload: ours vs LangGraph's own saver, per step and per call."""
+    if "skipped" in lg:
+        return [f"LangGraph checkpointer: skipped: {lg['skipped']}"]
+    ours, theirs = lg["ours"], lg["theirs"]
+    lines = [
+        f"LangGraph checkpointer: {lg['steps']}-step graph, state growing each step, "
+        f"ainvoke on a new thread, {lg['samples']} runs each, alternating; theirs = "
+        f"{lg['savers']['theirs']}; times in ms",
+        f"{'':<28}{'ours':>16}{'theirs':>16}{'ours/theirs':>13}",
+    ]
+    if lg.get("problems"):
+        lines.append(
+            f"  !! {len(lg['problems'])}+ wrong states (SANITY below): its figures time them"
+        )
+
+    def row(label: str, key: str, ratio: str, figure: str = "median") -> None:
+        a, b = _get(ours, key, f"{figure}_ms"), _get(theirs, key, f"{figure}_ms")
+        lines.append(f"{label:<28}{_num(a):>16}{_num(b):>16}{_x(rat.get(ratio)):>13}")
+
+    row("per step p50", "per_step", "per_step_median")
+    row("per step p90", "per_step", "per_step_p90", "p90")
+    paired = lg.get("paired_ratio") or {}
+    if paired:
+        lines.append(
+            f"{'  each sample ours/theirs':<28}{'':>32}{_x(paired['median']):>13}"
+            f"  (median of the pairs; p90 {_x(paired['p90'])})"
+        )
+    row("  replayed calls, per step", "replay_per_step", "replay_per_step")
+    calls = ours.get("calls_per_run") or {}
+    for op in ours.get("ops", {}):
+        a, b = _get(ours, "ops", op, "median_ms"), _get(theirs, "ops", op, "median_ms")
+        label = f"  {op} p50 ({calls.get(op, '-')}/run)"
+        lines.append(f"{label:<28}{_num(a):>16}{_num(b):>16}{_x(rat.get(op)):>13}")
+    row("  aget_tuple, latest", "read_latest", "read_latest")
+    lines.append(
+        "  per step: ainvoke time / steps; replayed: the saver calls of one run made again "
+        "one at a time (no LangGraph work, no overlap); aget_tuple latest: the whole state"
     )
     return lines
 

@@ -25,6 +25,7 @@ from benchmarks.workloads import (
     conversation,
     hitl,
     http,
+    langgraph,
     pooler,
     rest,
     writers,
@@ -40,6 +41,7 @@ WORKLOADS = (
     "hitl",
     "pooler",
     "writers",
+    "langgraph",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -78,7 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "memory per waiter; pooler = PostgreSQL directly vs through PgBouncer, 1 and 2 "
         "uvicorn instances, PostgreSQL only; writers = writers on distinct sessions over "
         "REST at 1, 2, 4 workers and 2 instances behind PgBouncer, and the open-transaction "
-        "probe, PostgreSQL only, see --before)",
+        "probe, PostgreSQL only, see --before; langgraph = a 40-step LangGraph graph with "
+        "AgentRuntimeSaver vs LangGraph's own AsyncSqliteSaver / AsyncPostgresSaver)",
     )
     parser.add_argument(
         "--pg-url",
@@ -141,6 +144,8 @@ async def _run_backend(
     finally:
         for impl in reversed(opened):
             await impl.close()
+    if "langgraph" in workloads:  # in-process: after the implementations have closed
+        results["langgraph"] = await langgraph.run(dbs, cfg, prefix, log)
     if "http" in workloads:
         results["http"] = await http.run(dbs.urls["http"], cfg, prefix)
         h = results["http"]

@@ -1,8 +1,8 @@
 """PgBouncer in transaction mode in front of a PostgreSQL server: the one configuration.
 
 Used by the test suite when `AGENT_RUNTIME_TEST_PGBOUNCER_URL` is not set, by
-`python -m benchmarks --workloads pooler`, and by `.ci/run`, which starts one on a
-fixed port before the virtualenv exists:
+`python -m benchmarks --workloads pooler,writers` (`pgbouncer_for_run`), and by
+`.ci/run`, which starts one on a fixed port before the virtualenv exists:
 
     python3 -m harness.pgbouncer start DIR --port 6439 --pg-host 127.0.0.1 --pg-port 5432
 
@@ -18,6 +18,7 @@ run as root: as root it is started with `-u postgres` on files that user owns.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
 import os
 import pwd
@@ -30,8 +31,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from harness.ports import LOOPBACK, free_port
 
@@ -39,9 +41,12 @@ __all__ = [
     "CONFIG",
     "PREPARED_STATEMENT",
     "PrivatePgBouncer",
+    "RunPgBouncer",
     "find_pgbouncer",
+    "pgbouncer_for_run",
     "prepared_statement_lines",
     "user_arguments",
+    "with_database",
     "write_config",
 ]
 
@@ -224,6 +229,65 @@ class PrivatePgBouncer:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def with_database(url: str, name: str) -> str:
+    """A PostgreSQL URL (`postgresql://` or `postgresql+asyncpg://`) naming the
+    database `name` instead, spelled `postgresql://`."""
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://"))
+    return urlunsplit(("postgresql", parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class RunPgBouncer:
+    """The PgBouncer a benchmark run goes through: the one given (its URL, any
+    database name in it), or a private one started for the run."""
+
+    given: str | None
+    private: PrivatePgBouncer | None
+
+    def url(self, database: str) -> str:
+        """`database` through the pooler."""
+        if self.private is not None:
+            return self.private.url(database)
+        assert self.given is not None
+        return with_database(self.given, database)
+
+    @property
+    def pid(self) -> int | None:
+        """The private instance's process (for its CPU time), else None."""
+        process = self.private.process if self.private is not None else None
+        return process.pid if process is not None else None
+
+    @property
+    def description(self) -> str:
+        if self.private is not None:
+            return "private instance: pool_mode=transaction, default_pool_size=20"
+        host = urlsplit(self.given or "").netloc.rpartition("@")[2]
+        return f"{host} (its own settings)"
+
+    async def stop(self) -> None:
+        """Stop the private instance, if any (the given one is not ours)."""
+        if self.private is not None:
+            await asyncio.to_thread(self.private.stop)
+
+
+async def pgbouncer_for_run(
+    upstream_url: str, given: str | None, log: Callable[[str], None], who: str
+) -> RunPgBouncer | str:
+    """The PgBouncer for a benchmark workload (`who`, for the log): `given` (a
+    `--pgbouncer-url` in front of the server of `upstream_url`), else a private one
+    started in front of `upstream_url`'s server; or why there is none."""
+    if given:
+        return RunPgBouncer(given, None)
+    if find_pgbouncer() is None:
+        return "no pgbouncer binary (install the pgbouncer package, or pass --pgbouncer-url)"
+    try:
+        bouncer = await asyncio.to_thread(PrivatePgBouncer(upstream_url).start)
+    except (RuntimeError, OSError) as exc:
+        return f"cannot start a private pgbouncer: {exc}"
+    log(f"{who}: private pgbouncer on {LOOPBACK}:{bouncer.port}")
+    return RunPgBouncer(None, bouncer)
 
 
 def prepared_statement_lines(text: str) -> list[str]:

@@ -17,13 +17,9 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
-from models.limits import ENUM_MAX, ID_MAX, NAME_MAX
+from models.limits import CHECKPOINT_NS_MAX, ENUM_MAX, ID_MAX, NAME_MAX
 
-__all__ = ["CHECKPOINT_NS_MAX", "Checkpoint", "CheckpointWrite"]
-
-# A checkpoint namespace: "" for the root graph, "node:task_id|node:task_id..." for
-# subgraphs (about 45 characters a level).
-CHECKPOINT_NS_MAX = 1000
+__all__ = ["Checkpoint", "CheckpointWrite"]
 
 
 class Checkpoint(Model):

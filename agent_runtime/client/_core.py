@@ -5,6 +5,7 @@ policy and the Server-Sent Events parser. The async and sync clients only send."
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,6 +35,7 @@ from agent_runtime.schemas.approvals import (
     ApprovalEventRead,
     ApprovalRead,
 )
+from agent_runtime.schemas.checkpoints import CheckpointRead, CheckpointRefRead
 from agent_runtime.schemas.maintenance import CleanupRead
 from agent_runtime.schemas.sessions import (
     MessageItemRead,
@@ -588,6 +590,125 @@ def cleanup(body: Mapping[str, Any]) -> Call[CleanupRead]:
     return Call(
         "POST", "/maintenance/cleanup", _model(CleanupRead), json=dict(body), idempotent=False
     )
+
+
+# --- LangGraph checkpoints (bytes travel as base64) -------------------------------------
+
+
+def _base64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _checkpoints(thread_id: str, tail: str = "") -> str:
+    return f"/sessions/{_segment(thread_id)}/checkpoints{tail}"
+
+
+def put_checkpoint(
+    thread_id: str,
+    checkpoint_ns: str,
+    checkpoint_id: str,
+    parent_checkpoint_id: str | None,
+    type: str,
+    checkpoint: bytes,
+    metadata: Mapping[str, Any],
+) -> Call[CheckpointRefRead]:
+    """Stores the checkpoint whole, replacing one of the same id: safe to repeat."""
+    body = {
+        "checkpoint_ns": checkpoint_ns,
+        "checkpoint_id": checkpoint_id,
+        "parent_checkpoint_id": parent_checkpoint_id,
+        "type": type,
+        "checkpoint": _base64(checkpoint),
+        "metadata": dict(metadata),
+    }
+    return Call("PUT", _checkpoints(thread_id), _model(CheckpointRefRead), json=body)
+
+
+def put_checkpoint_writes(
+    thread_id: str,
+    checkpoint_ns: str,
+    checkpoint_id: str,
+    writes: Sequence[Mapping[str, Any]],
+    replace: bool,
+) -> Call[None]:
+    """A write stored already is kept (or, with `replace`, replaced by the same one):
+    safe to repeat."""
+    body = {
+        "checkpoint_ns": checkpoint_ns,
+        "checkpoint_id": checkpoint_id,
+        "writes": [{**w, "blob": _base64(w["blob"])} for w in writes],
+        "replace": replace,
+    }
+    return Call("POST", _checkpoints(thread_id, "/writes"), _none, json=body)
+
+
+def _checkpoint_or_none(response: httpx.Response) -> CheckpointRead | None:
+    if response.status_code == 404:
+        return None
+    return CheckpointRead.model_validate_json(response.content)
+
+
+def get_checkpoint(
+    thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+) -> Call[CheckpointRead | None]:
+    """None (404) when the thread has no such checkpoint."""
+    params = {"checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint_id}
+    return Call(
+        "GET", _checkpoints(thread_id, "/latest"), _checkpoint_or_none, params=params, ok=(404,)
+    )
+
+
+def list_checkpoints(
+    thread_id: str | None,
+    checkpoint_ns: str | None,
+    checkpoint_id: str | None,
+    before: str | None,
+    metadata: Mapping[str, Any] | None,
+    limit: int,
+    cursor: str | None,
+) -> Call[Page[CheckpointRead]]:
+    params = {
+        "thread_id": thread_id,
+        "checkpoint_ns": checkpoint_ns,
+        "checkpoint_id": checkpoint_id,
+        "before": before,
+        "metadata": _JSON.dump_json(dict(metadata)).decode() if metadata else None,
+        "limit": limit,
+        "cursor": cursor,
+    }
+    return Call("GET", "/checkpoints", _page(CheckpointRead), params=params)
+
+
+def delete_thread_checkpoints(thread_id: str) -> Call[None]:
+    return Call("DELETE", _checkpoints(thread_id), _none)
+
+
+def _count(key: str) -> Callable[[httpx.Response], int]:
+    return lambda response: int(response.json()[key])
+
+
+# The three below are retried: sent again after a lost answer, they do nothing more
+# (the count answered is then that of the repeat).
+
+
+def delete_checkpoints_for_runs(run_ids: Sequence[str]) -> Call[int]:
+    return Call(
+        "POST", "/checkpoints/delete-for-runs", _count("deleted"), json={"run_ids": list(run_ids)}
+    )
+
+
+def copy_thread_checkpoints(source_thread_id: str, target_thread_id: str) -> Call[int]:
+    return Call(
+        "POST",
+        _checkpoints(source_thread_id, "/copy"),
+        _count("copied"),
+        json={"target_thread_id": target_thread_id},
+    )
+
+
+def prune_checkpoints(thread_ids: Sequence[str], keep: int) -> Call[int]:
+    body = {"thread_ids": list(thread_ids), "keep": keep}
+    return Call("POST", "/checkpoints/prune", _count("deleted"), json=body)
 
 
 def _segment(value: str) -> str:

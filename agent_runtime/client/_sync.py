@@ -25,8 +25,10 @@ from agent_runtime.client._core import (
 )
 from agent_runtime.schemas.agent_contexts import AgentContextRead, AgentSwitchRead
 from agent_runtime.schemas.approvals import ApprovalClaimRead, ApprovalEventRead, ApprovalRead
+from agent_runtime.schemas.checkpoints import CheckpointRead, CheckpointRefRead
 from agent_runtime.schemas.maintenance import CleanupRead
 from agent_runtime.schemas.sessions import MessageItemRead, SessionStatsRead, SessionSummaryRead
+from agent_runtime.schemas.validation import require_positive_int
 
 __all__ = ["AgentRuntimeClient"]
 
@@ -332,6 +334,129 @@ class AgentRuntimeClient:
         """A retention run (`idle_hours`, `purge_deleted_after_days`,
         `expire_approvals_after_hours`, `dry_run`)."""
         return self.send(core.cleanup(policy))
+
+    # --- LangGraph checkpoints (`AgentRuntimeSaver(client=...)`) ---------------------
+
+    def put_checkpoint(
+        self,
+        thread_id: str,
+        checkpoint_id: str,
+        *,
+        type: str,
+        checkpoint: bytes,
+        checkpoint_ns: str = "",
+        parent_checkpoint_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CheckpointRefRead:
+        """Store a serialized checkpoint (`type` and bytes, as `serde.dumps_typed` gives
+        them) of the thread, replacing one of the same id; creates the thread's session."""
+        return self.send(
+            core.put_checkpoint(
+                thread_id,
+                checkpoint_ns,
+                checkpoint_id,
+                parent_checkpoint_id,
+                type,
+                checkpoint,
+                metadata or {},
+            )
+        )
+
+    def put_checkpoint_writes(
+        self,
+        thread_id: str,
+        checkpoint_id: str,
+        writes: Sequence[Mapping[str, Any]],
+        *,
+        checkpoint_ns: str = "",
+        replace: bool = False,
+    ) -> None:
+        """Store writes of tasks against a checkpoint, each `{idx, task_id, channel, type,
+        blob (bytes), task_path}`; one stored already is kept, or with `replace` replaced."""
+        self.send(
+            core.put_checkpoint_writes(thread_id, checkpoint_ns, checkpoint_id, writes, replace)
+        )
+
+    def get_checkpoint(
+        self, thread_id: str, *, checkpoint_ns: str = "", checkpoint_id: str | None = None
+    ) -> CheckpointRead | None:
+        """The checkpoint `checkpoint_id` of the thread's namespace, or its latest; None
+        if there is none."""
+        return self.send(core.get_checkpoint(thread_id, checkpoint_ns, checkpoint_id))
+
+    def list_checkpoints(
+        self,
+        *,
+        thread_id: str | None = None,
+        checkpoint_ns: str | None = None,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[CheckpointRead]:
+        """One page, newest first: `limit` rows read, then those whose metadata has
+        each key of `metadata` kept, so a page may be short or empty and still have a
+        `next_cursor` (`iter_checkpoints` follows it)."""
+        return self.send(
+            core.list_checkpoints(
+                thread_id, checkpoint_ns, checkpoint_id, before, metadata, limit, cursor
+            )
+        )
+
+    def iter_checkpoints(
+        self,
+        *,
+        thread_id: str | None = None,
+        checkpoint_ns: str | None = None,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[CheckpointRead]:
+        """Checkpoints newest first (of every thread without `thread_id`), at most
+        `limit`, a keyset page (at most `page_size` rows read) at a time."""
+        if limit is not None:
+            require_positive_int(limit, "limit", allow_zero=True)
+        require_positive_int(page_size, "page_size", maximum=500)
+        sent, cursor = 0, None
+        while limit is None or sent < limit:
+            size = page_size
+            if limit is not None and not metadata:  # every row read is sent
+                size = min(page_size, limit - sent)
+            page = self.list_checkpoints(
+                thread_id=thread_id,
+                checkpoint_ns=checkpoint_ns,
+                checkpoint_id=checkpoint_id,
+                before=before,
+                metadata=metadata,
+                limit=size,
+                cursor=cursor,
+            )
+            if limit is not None:
+                del page.items[limit - sent :]  # read past the limit (a metadata filter)
+            yield from page.items
+            sent += len(page.items)
+            if (cursor := page.next_cursor) is None:
+                return
+
+    def delete_thread_checkpoints(self, thread_id: str) -> None:
+        """Delete the thread's checkpoints and writes (its session stays)."""
+        self.send(core.delete_thread_checkpoints(thread_id))
+
+    def delete_checkpoints_for_runs(self, run_ids: Sequence[str]) -> int:
+        """Delete the checkpoints of these runs (`metadata["run_id"]`); how many."""
+        return self.send(core.delete_checkpoints_for_runs(run_ids))
+
+    def copy_thread_checkpoints(self, source_thread_id: str, target_thread_id: str) -> int:
+        """Copy every checkpoint and write of a thread to another; how many checkpoints."""
+        return self.send(core.copy_thread_checkpoints(source_thread_id, target_thread_id))
+
+    def prune_checkpoints(self, thread_ids: Sequence[str], *, keep: int = 1) -> int:
+        """Keep the `keep` latest checkpoints of each namespace of each thread (0: none)
+        and delete the rest; how many were deleted."""
+        return self.send(core.prune_checkpoints(thread_ids, keep))
 
     # --- the event stream ------------------------------------------------------------
 

@@ -12,11 +12,11 @@ from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from agent_runtime.config import Settings
+from agent_runtime.db.sqlite_engine import write_transaction
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.events.hub import EventHub
 from agent_runtime.service_api import DatabaseService
 from agent_runtime.services._common import events_committed, request_transaction
-from agent_runtime.services.save import write_transaction
 
 __all__ = [
     "AppSettings",

@@ -11,6 +11,15 @@ graph = builder.compile(checkpointer=AgentRuntimeSaver())
 await graph.ainvoke(inputs, {"configurable": {"thread_id": "conversation-1"}})
 ```
 
+Or over REST, from any process, with an agent's key (no `init_database`):
+
+```python
+from agent_runtime.client import AsyncAgentRuntimeClient
+
+client = AsyncAgentRuntimeClient("http://127.0.0.1:8000", api_key="...")
+graph = builder.compile(checkpointer=AgentRuntimeSaver(client=client))
+```
+
 A LangGraph thread is an agent-runtime session: `thread_id` is the session id.
 The thread's first checkpoint creates the session (so it shows in the console's
 session browser), each later one counts as activity on it, and deleting the
@@ -21,7 +30,9 @@ messages and approvals stay.
 Storage (`agent_runtime.services.checkpoints`, tables `langgraph_checkpoints` and
 `langgraph_checkpoint_writes`): each checkpoint whole, as the saver's serializer
 writes it (`serde.dumps_typed`: a type name and bytes), its metadata as JSON (what
-`alist(filter=...)` matches, key by key), and each pending write of a task.
+`alist(filter=...)` matches, key by key), and each pending write of a task. Over
+REST (`agent_runtime/api/routes/checkpoints.py`) the same service stores them, the
+bytes travelling as base64; both ways read back through one conversion (`_tuple`).
 
 The async methods are the interface: run graphs with `ainvoke` / `astream`. The
 sync ones (`invoke`, `get_state`, ...) work from another thread than the event
@@ -69,6 +80,7 @@ from langgraph.checkpoint.base import (
 from agent_runtime import service_api as store
 from agent_runtime.client.remote import RemoteDatabaseService
 from agent_runtime.errors import ConflictError
+from agent_runtime.schemas.checkpoints import CheckpointRead
 from agent_runtime.services import checkpoints as checkpoint_service
 from agent_runtime.services.checkpoints import StoredCheckpoint, StoredWrite
 from models.enums import APPROVED_OR_LATER, ApprovalStatus
@@ -99,27 +111,151 @@ PRUNE_STRATEGIES = {"keep_latest": 1, "delete": 0}
 T = TypeVar("T")
 
 
+class _LocalCheckpoints:
+    """Checkpoints in this process: the service functions on the store's connection."""
+
+    def __init__(self) -> None:
+        self.db = store.get_connection()
+
+    async def get(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> StoredCheckpoint | None:
+        return await checkpoint_service.get_checkpoint(
+            self.db, thread_id, checkpoint_ns, checkpoint_id
+        )
+
+    def iterate(self, **query: Any) -> AsyncIterator[StoredCheckpoint]:
+        return checkpoint_service.iter_checkpoints(self.db, **query)
+
+    async def put(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, **row: Any) -> None:
+        await checkpoint_service.put_checkpoint(
+            self.db, thread_id, checkpoint_ns, checkpoint_id, **row
+        )
+
+    async def put_writes(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        writes: list[tuple[int, StoredWrite]],
+        replace: bool,
+    ) -> None:
+        await checkpoint_service.put_writes(
+            self.db, thread_id, checkpoint_ns, checkpoint_id, writes, replace=replace
+        )
+
+    async def delete_thread(self, thread_id: str) -> None:
+        await checkpoint_service.delete_thread(self.db, thread_id)
+
+    async def delete_for_runs(self, run_ids: list[str]) -> None:
+        await checkpoint_service.delete_for_runs(self.db, run_ids)
+
+    async def copy_thread(self, source: str, target: str) -> None:
+        await checkpoint_service.copy_thread(self.db, source, target)
+
+    async def keep_latest(self, thread_ids: list[str], keep: int) -> None:
+        await checkpoint_service.keep_latest_checkpoints(self.db, thread_ids, keep)
+
+
+def _stored(read: CheckpointRead) -> StoredCheckpoint:
+    """A checkpoint read over REST, as the service returns it in-process."""
+    return StoredCheckpoint(
+        thread_id=read.thread_id,
+        checkpoint_ns=read.checkpoint_ns,
+        checkpoint_id=read.checkpoint_id,
+        parent_checkpoint_id=read.parent_checkpoint_id,
+        type=read.type,
+        checkpoint=read.checkpoint,
+        metadata=read.metadata,
+        writes=[
+            StoredWrite(w.task_id, w.channel, w.type, w.blob, w.task_path, w.idx)
+            for w in read.writes
+        ],
+    )
+
+
+class _RemoteCheckpoints:
+    """Checkpoints over REST: the same operations through the client, the same
+    answers (`StoredCheckpoint`) as in-process."""
+
+    def __init__(self, client: AsyncAgentRuntimeClient) -> None:
+        self.client = client
+
+    async def get(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> StoredCheckpoint | None:
+        read = await self.client.get_checkpoint(
+            thread_id, checkpoint_ns=checkpoint_ns, checkpoint_id=checkpoint_id
+        )
+        return None if read is None else _stored(read)
+
+    async def iterate(self, **query: Any) -> AsyncIterator[StoredCheckpoint]:
+        async for read in self.client.iter_checkpoints(**query):
+            yield _stored(read)
+
+    async def put(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, **row: Any) -> None:
+        await self.client.put_checkpoint(
+            thread_id, checkpoint_id, checkpoint_ns=checkpoint_ns, **row
+        )
+
+    async def put_writes(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        writes: list[tuple[int, StoredWrite]],
+        replace: bool,
+    ) -> None:
+        await self.client.put_checkpoint_writes(
+            thread_id,
+            checkpoint_id,
+            [{**asdict(write), "idx": idx} for idx, write in writes],
+            checkpoint_ns=checkpoint_ns,
+            replace=replace,
+        )
+
+    async def delete_thread(self, thread_id: str) -> None:
+        await self.client.delete_thread_checkpoints(thread_id)
+
+    async def delete_for_runs(self, run_ids: list[str]) -> None:
+        await self.client.delete_checkpoints_for_runs(run_ids)
+
+    async def copy_thread(self, source: str, target: str) -> None:
+        await self.client.copy_thread_checkpoints(source, target)
+
+    async def keep_latest(self, thread_ids: list[str], keep: int) -> None:
+        await self.client.prune_checkpoints(thread_ids, keep=keep)
+
+
 class AgentRuntimeSaver(BaseCheckpointSaver[str]):
-    """LangGraph's checkpointer on agent-runtime's store, in this process: call
-    `agent_runtime.service_api.init_database` first (as for `AgentRuntimeSession`).
+    """LangGraph's checkpointer on agent-runtime's store: in this process (call
+    `agent_runtime.service_api.init_database` first, as for `AgentRuntimeSession`),
+    or over REST with `client=AsyncAgentRuntimeClient(url, api_key=...)` (an agent's
+    key may do everything the saver does).
 
     Implements every capability of LangGraph's checkpointer conformance suite:
     put, put_writes, get_tuple, list, delete_thread, delete_for_runs, copy_thread
-    and prune (`keep_latest`, `delete`).
+    and prune (`keep_latest`, `delete`), both ways.
     """
 
-    def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        serde: SerializerProtocol | None = None,
+        client: AsyncAgentRuntimeClient | None = None,
+    ) -> None:
         super().__init__(serde=serde)
+        self.client = client
         try:
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self.loop = None
 
-    def _db(self) -> Any:
-        """The store's connection; remembers the loop the saver runs on (where the
+    def _store(self) -> _LocalCheckpoints | _RemoteCheckpoints:
+        """Where the checkpoints are; remembers the loop the saver runs on (where the
         sync methods run their async twins)."""
         self.loop = asyncio.get_running_loop()
-        return store.get_connection()
+        return _LocalCheckpoints() if self.client is None else _RemoteCheckpoints(self.client)
 
     # -- conversions --------------------------------------------------------
 
@@ -154,8 +290,7 @@ class AgentRuntimeSaver(BaseCheckpointSaver[str]):
         """The checkpoint `config` names (`checkpoint_id`), or the thread's latest in
         its namespace; None if there is none."""
         configurable = config["configurable"]
-        stored = await checkpoint_service.get_checkpoint(
-            self._db(),
+        stored = await self._store().get(
             str(configurable["thread_id"]),
             configurable.get("checkpoint_ns", ""),
             get_checkpoint_id(config),
@@ -176,8 +311,7 @@ class AgentRuntimeSaver(BaseCheckpointSaver[str]):
         than its checkpoint; at most `limit`."""
         configurable = (config or {}).get("configurable") or {}
         thread_id = configurable.get("thread_id")
-        async for stored in checkpoint_service.iter_checkpoints(
-            self._db(),
+        async for stored in self._store().iterate(
             thread_id=None if thread_id is None else str(thread_id),
             checkpoint_ns=configurable.get("checkpoint_ns"),
             checkpoint_id=configurable.get("checkpoint_id"),
@@ -200,8 +334,7 @@ class AgentRuntimeSaver(BaseCheckpointSaver[str]):
         thread_id = str(configurable["thread_id"])
         checkpoint_ns = configurable.get("checkpoint_ns", "")
         type_, blob = self.serde.dumps_typed(checkpoint)
-        await checkpoint_service.put_checkpoint(
-            self._db(),
+        await self._store().put(
             thread_id,
             checkpoint_ns,
             checkpoint["id"],
@@ -234,8 +367,7 @@ class AgentRuntimeSaver(BaseCheckpointSaver[str]):
             type_, blob = self.serde.dumps_typed(value)
             write = StoredWrite(task_id, channel, type_, blob, task_path)
             rows.append((WRITES_IDX_MAP.get(channel, idx), write))
-        await checkpoint_service.put_writes(
-            self._db(),
+        await self._store().put_writes(
             str(configurable["thread_id"]),
             configurable.get("checkpoint_ns", ""),
             configurable["checkpoint_id"],
@@ -245,17 +377,15 @@ class AgentRuntimeSaver(BaseCheckpointSaver[str]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete the thread's checkpoints and writes (its session stays)."""
-        await checkpoint_service.delete_thread(self._db(), str(thread_id))
+        await self._store().delete_thread(str(thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) of these runs (`metadata["run_id"]`)."""
-        await checkpoint_service.delete_for_runs(self._db(), [str(r) for r in run_ids])
+        await self._store().delete_for_runs([str(r) for r in run_ids])
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and write of a thread to another."""
-        await checkpoint_service.copy_thread(
-            self._db(), str(source_thread_id), str(target_thread_id)
-        )
+        await self._store().copy_thread(str(source_thread_id), str(target_thread_id))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """`keep_latest`: keep only the latest checkpoint of each namespace of each
@@ -265,9 +395,7 @@ class AgentRuntimeSaver(BaseCheckpointSaver[str]):
         threads of graphs using `DeltaChannel` (see `BaseCheckpointSaver.prune`)."""
         if strategy not in PRUNE_STRATEGIES:
             raise ValueError(f"unknown prune strategy {strategy!r}: use {sorted(PRUNE_STRATEGIES)}")
-        await checkpoint_service.keep_latest_checkpoints(
-            self._db(), [str(t) for t in thread_ids], PRUNE_STRATEGIES[strategy]
-        )
+        await self._store().keep_latest([str(t) for t in thread_ids], PRUNE_STRATEGIES[strategy])
 
     # -- the sync interface: the async one, on the saver's loop ---------------
 

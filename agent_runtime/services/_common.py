@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 
+from agent_runtime.db.sqlite_engine import is_sqlite_connection, write_transaction
 from agent_runtime.errors import PreconditionFailedError
 
 DB = BaseDBAsyncClient  # a Tortoise connection or a transaction on it
@@ -48,6 +49,21 @@ async def atomic(db: BaseDBAsyncClient) -> AsyncIterator[BaseDBAsyncClient]:
         yield conn
     if outermost:
         events_committed()
+
+
+def write_atomic(db: BaseDBAsyncClient) -> AbstractAsyncContextManager[BaseDBAsyncClient]:
+    """`atomic(db)`, but on SQLite's connection itself a `LazySqliteTransaction`
+    (fewer trips to its thread: `agent_runtime.db.sqlite_engine`)."""
+    if is_sqlite_connection(db):
+        return _lazy_atomic(db)
+    return atomic(db)
+
+
+@asynccontextmanager
+async def _lazy_atomic(db: BaseDBAsyncClient) -> AsyncIterator[BaseDBAsyncClient]:
+    async with write_transaction(db) as conn:
+        yield conn
+    events_committed()
 
 
 def outside_transactions(db: BaseDBAsyncClient) -> BaseDBAsyncClient:

@@ -17,20 +17,26 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from tortoise.expressions import F, Q
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.functions import Count
 
+from agent_runtime.db.sqlite_engine import is_sqlite_connection, write_transaction
 from agent_runtime.errors import InvalidInputError
 from agent_runtime.schemas.validation import lookup_id, require_id, require_positive_int
-from agent_runtime.services._common import DB, atomic
+from agent_runtime.services._common import DB, atomic, write_atomic
+from agent_runtime.services._sql import json_dumps, json_loads, sql
 from agent_runtime.services.save import append_messages
 from agent_runtime.timeutils import utc_now
-from models import Checkpoint, CheckpointWrite, Session
-from models.checkpoint import CHECKPOINT_NS_MAX
+from models import Checkpoint, CheckpointWrite
+from models.limits import CHECKPOINT_NS_MAX, ENUM_MAX, NAME_MAX
+from models.session import VISIBLE_SQL
 
 __all__ = [
+    "CheckpointPage",
     "StoredCheckpoint",
     "StoredWrite",
     "copy_thread",
@@ -40,6 +46,7 @@ __all__ = [
     "get_checkpoint",
     "iter_checkpoints",
     "keep_latest_checkpoints",
+    "list_checkpoints",
     "put_checkpoint",
     "put_writes",
     "trim_checkpoints",
@@ -47,7 +54,7 @@ __all__ = [
 
 _ID_BATCH = 500  # well under SQLite's and PostgreSQL's bound-parameter limits
 _KEY_BATCH = 100  # (thread, namespace, checkpoint) keys per OR-ed filter
-_PAGE = 100  # checkpoints read at a time by `iter_checkpoints`
+_PAGE = 100  # checkpoints read at a time by `iter_checkpoints`, `list_checkpoints`
 
 _CHECKPOINT_FIELDS = (
     "id",
@@ -97,23 +104,34 @@ def _ns(value: Any) -> str:
     return value
 
 
-def _checkpoint_id(value: Any, what: str = "checkpoint_id") -> str:
-    return require_id(value, what)
-
-
 def _bytes(value: Any) -> bytes:
     return bytes(value) if not isinstance(value, bytes) else value
 
 
 async def _touch_session(conn: DB, thread_id: str, now: datetime) -> None:
     """Note activity on the thread's session, creating (or reviving) it if needed."""
-    touched = (
-        await Session.visible.filter(id=thread_id)
-        .using_db(conn)
-        .update(last_activity=now, version=F("version") + 1)
+    # Hand-written SQL: Tortoise's query building cost more than the statement.
+    touched = await conn.execute_query_dict(
+        sql(
+            conn,
+            "UPDATE sessions SET last_activity = ?, version = version + 1 "
+            f"WHERE id = ? AND {VISIBLE_SQL} RETURNING id",
+        ),
+        [now, thread_id],
     )
     if not touched:  # unknown or soft-deleted: as a save (of no message) would
         await append_messages(conn, thread_id, [], now)
+
+
+@lru_cache(maxsize=1024)
+def _stored_id(value: str, what: str) -> str:
+    """`require_id` of a string, remembered: a graph's every step repeats its thread,
+    checkpoint and task ids, and pydantic took ~10 us an id (refusals are not cached)."""
+    return require_id(value, what)
+
+
+def _valid_id(value: Any, what: str) -> str:
+    return _stored_id(value, what) if type(value) is str else require_id(value, what)
 
 
 async def put_checkpoint(
@@ -128,33 +146,80 @@ async def put_checkpoint(
     metadata: Mapping[str, Any],
 ) -> None:
     """Store a checkpoint (replacing one of the same id), creating the thread's
-    session if needed, in one transaction."""
-    thread_id = require_id(thread_id)
+    session if needed, in one transaction.
+
+    Hand-written SQL, in as few trips as the backend allows (every graph step makes
+    one), when the session is there to touch (the usual case): on PostgreSQL one
+    statement touches it and upserts the checkpoint; on SQLite's own connection one
+    trip to its thread (`write_transaction`: BEGIN IMMEDIATE, the touch, the upsert,
+    COMMIT), the upsert's session id read from the visible session, so NULL, a NOT
+    NULL violation that rolls it all back, without one. A new (or soft-deleted)
+    session takes the long way, which creates (or revives) it."""
+    thread_id = _valid_id(thread_id, "session_id")
     checkpoint_ns = _ns(checkpoint_ns)
-    checkpoint_id = _checkpoint_id(checkpoint_id)
+    checkpoint_id = _valid_id(checkpoint_id, "checkpoint_id")
     if parent_checkpoint_id is not None:
-        parent_checkpoint_id = _checkpoint_id(parent_checkpoint_id, "parent_checkpoint_id")
+        parent_checkpoint_id = _valid_id(parent_checkpoint_id, "parent_checkpoint_id")
+    if not isinstance(type, str) or len(type) > ENUM_MAX:
+        raise InvalidInputError(f"type must be a string of at most {ENUM_MAX} characters")
     run_id = metadata.get("run_id")
     now = utc_now()
-    row = Checkpoint(
-        session_id=thread_id,
-        checkpoint_ns=checkpoint_ns,
-        checkpoint_id=checkpoint_id,
-        parent_checkpoint_id=parent_checkpoint_id,
-        run_id=None if run_id is None else require_id(str(run_id), "run_id"),
-        type=type,
-        checkpoint=checkpoint,
-        metadata=dict(metadata),
-        created_at=now,
+    values = [
+        checkpoint_ns,
+        checkpoint_id,
+        parent_checkpoint_id,
+        None if run_id is None else _valid_id(str(run_id), "run_id"),
+        type,
+        _bytes(checkpoint),
+        json_dumps(dict(metadata)),
+        now,
+    ]
+    columns = (
+        "session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, "
+        "checkpoint, metadata, created_at"
     )
-    async with atomic(db) as conn:
-        await _touch_session(conn, thread_id, now)
-        await Checkpoint.bulk_create(
-            [row],
-            on_conflict=["session_id", "checkpoint_ns", "checkpoint_id"],
-            update_fields=["parent_checkpoint_id", "run_id", "type", "checkpoint", "metadata"],
-            using_db=conn,
+    upsert = (
+        "ON CONFLICT (session_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
+        "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
+        "type = excluded.type, checkpoint = excluded.checkpoint, metadata = excluded.metadata"
+    )
+    if db.capabilities.dialect == "postgres":
+        # One statement, so one transaction of its own (or a part of the caller's).
+        rows = await db.execute_query_dict(
+            sql(
+                db,
+                "WITH touched AS (UPDATE sessions SET last_activity = ?, version = version + 1 "
+                f"WHERE id = ? AND {VISIBLE_SQL} RETURNING id) "
+                f"INSERT INTO langgraph_checkpoints ({columns}) "
+                "SELECT touched.id, ?, ?, ?, ?, ?, CAST(? AS BYTEA), CAST(? AS JSONB), "
+                f"CAST(? AS TIMESTAMPTZ) FROM touched {upsert} RETURNING id",
+            ),
+            [now, thread_id, *values],
         )
+        if rows:
+            return
+    touch = (
+        "UPDATE sessions SET last_activity = ?, version = version + 1 "
+        f"WHERE id = ? AND {VISIBLE_SQL}"
+    )
+    if is_sqlite_connection(db):
+        visible = f"(SELECT id FROM sessions WHERE id = ? AND {VISIBLE_SQL})"
+        try:
+            async with write_transaction(db) as conn:  # both statements go with the COMMIT
+                await conn.execute_many(touch, [[now, thread_id]])
+                await conn.execute_many(
+                    f"INSERT INTO langgraph_checkpoints ({columns}) "
+                    f"VALUES ({visible}, ?, ?, ?, ?, ?, ?, ?, ?) {upsert}",
+                    [[thread_id, *values]],
+                )
+            return
+        except IntegrityError:
+            pass  # no visible session: nothing was written
+    insert = f"INSERT INTO langgraph_checkpoints ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    async with write_atomic(db) as conn:
+        await _touch_session(conn, thread_id, now)
+        # On SQLite's lazy transaction, goes with the COMMIT.
+        await conn.execute_many(sql(conn, insert + upsert), [[thread_id, *values]])
 
 
 async def put_writes(
@@ -168,38 +233,58 @@ async def put_writes(
 ) -> None:
     """Store the writes of tasks against a checkpoint, each `(idx, write)`. A write
     whose (task, idx) is stored already is kept as it was, or with `replace`
-    replaced (LangGraph's special channels: an error, an interrupt...)."""
-    thread_id = require_id(thread_id)
+    replaced (LangGraph's special channels: an error, an interrupt...).
+
+    Hand-written SQL: one multi-row INSERT (no transaction needed) when the writes
+    fit one statement, as they do for any real task."""
+    thread_id = _valid_id(thread_id, "session_id")
     checkpoint_ns = _ns(checkpoint_ns)
-    checkpoint_id = _checkpoint_id(checkpoint_id)
+    checkpoint_id = _valid_id(checkpoint_id, "checkpoint_id")
     if not writes:
         return
     now = utc_now()
-    rows = [
-        CheckpointWrite(
-            session_id=thread_id,
-            checkpoint_ns=checkpoint_ns,
-            checkpoint_id=checkpoint_id,
-            task_id=require_id(write.task_id, "task_id"),
-            idx=idx,
-            channel=write.channel,
-            type=write.type,
-            blob=write.blob,
-            task_path=write.task_path,
-            created_at=now,
+    rows: dict[tuple[str, int], tuple[Any, ...]] = {}
+    for idx, write in writes:
+        channel, type_ = write.channel, write.type
+        if not isinstance(channel, str) or len(channel) > NAME_MAX:
+            raise InvalidInputError(f"channel must be a string of at most {NAME_MAX} characters")
+        if type_ is not None and (not isinstance(type_, str) or len(type_) > ENUM_MAX):
+            raise InvalidInputError(f"type must be a string of at most {ENUM_MAX} characters")
+        task_id = _valid_id(write.task_id, "task_id")
+        key = (task_id, int(idx))
+        if key in rows and not replace:
+            continue  # the first is kept, as a stored one would be
+        # With `replace` the last one wins (PostgreSQL's upsert refuses a row twice).
+        rows[key] = (channel, type_, _bytes(write.blob), str(write.task_path))
+    values: list[Any] = []
+    for (task_id, idx), (channel, type_, blob, task_path) in rows.items():
+        values += (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type_)
+        values += (blob, task_path, now)
+    width = 10  # columns per row
+    conflict = (
+        "ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET "
+        "channel = excluded.channel, type = excluded.type, blob = excluded.blob, "
+        "task_path = excluded.task_path"
+        if replace
+        else "ON CONFLICT DO NOTHING"
+    )
+
+    def statement(rows: int) -> str:
+        marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+        return (
+            "INSERT INTO langgraph_checkpoint_writes (session_id, checkpoint_ns, "
+            "checkpoint_id, task_id, idx, channel, type, blob, task_path, created_at) "
+            f"VALUES {marks} {conflict}"
         )
-        for idx, write in writes
-    ]
+
+    step = _KEY_BATCH * width
+    if len(values) <= step:  # one statement: atomic without a transaction
+        await db.execute_query(sql(db, statement(len(rows))), values)
+        return
     async with atomic(db) as conn:
-        if replace:
-            await CheckpointWrite.bulk_create(
-                rows,
-                on_conflict=["session_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"],
-                update_fields=["channel", "type", "blob", "task_path"],
-                using_db=conn,
-            )
-        else:
-            await CheckpointWrite.bulk_create(rows, ignore_conflicts=True, using_db=conn)
+        for start in range(0, len(values), step):
+            chunk = values[start : start + step]
+            await conn.execute_query(sql(conn, statement(len(chunk) // width)), chunk)
 
 
 def _key_filter(keys: Iterable[tuple[str, str, str]]) -> Q:
@@ -216,10 +301,17 @@ async def _with_writes(db: DB, rows: list[dict[str, Any]]) -> list[StoredCheckpo
     found: dict[tuple[str, str, str], list[StoredWrite]] = defaultdict(list)
     for start in range(0, len(keys), _KEY_BATCH):
         batch = keys[start : start + _KEY_BATCH]
-        writes = (
-            await CheckpointWrite.filter(_key_filter(batch))
-            .using_db(db)
-            .values("session_id", "task_path", *_WRITE_FIELDS)
+        # Hand-written SQL: Tortoise's query building cost more than the statement.
+        where = " OR ".join(
+            ["(session_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?)"] * len(batch)
+        )
+        writes = await db.execute_query_dict(
+            sql(
+                db,
+                "SELECT session_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, "
+                f"blob, task_path FROM langgraph_checkpoint_writes WHERE {where}",
+            ),
+            [value for key in batch for value in key],
         )
         for w in writes:
             found[(w["session_id"], w["checkpoint_ns"], w["checkpoint_id"])].append(
@@ -251,19 +343,108 @@ async def get_checkpoint(
     db: DB, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None = None
 ) -> StoredCheckpoint | None:
     """The checkpoint `checkpoint_id` of the thread's namespace, or (None) its latest;
-    None if there is none."""
+    None if there is none.
+
+    One statement (LangGraph reads the latest checkpoint at the start of every run):
+    the checkpoint's row (`w` = 0), then a row per pending write (`w` = 1), the
+    columns shared as the comments say."""
     thread_id = lookup_id(thread_id)
-    query = Checkpoint.filter(session_id=thread_id, checkpoint_ns=_ns(checkpoint_ns)).using_db(db)
+    checkpoint_ns = _ns(checkpoint_ns)
+    where = "session_id = ? AND checkpoint_ns = ?"
+    values = [thread_id, checkpoint_ns]
     if checkpoint_id is not None:
-        query = query.filter(checkpoint_id=lookup_id(checkpoint_id, "checkpoint_id"))
-    row = await query.order_by("-checkpoint_id").first().values(*_CHECKPOINT_FIELDS)
-    if row is None:
+        where += " AND checkpoint_id = ?"
+        values.append(lookup_id(checkpoint_id, "checkpoint_id"))
+    rows = await db.execute_query_dict(
+        sql(
+            db,
+            "WITH c AS (SELECT checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata "
+            f"FROM langgraph_checkpoints WHERE {where} ORDER BY checkpoint_id DESC LIMIT 1) "
+            # key: checkpoint id | task id; a: parent id | channel; b: metadata | task path
+            "SELECT 0 AS w, c.checkpoint_id AS key, c.parent_checkpoint_id AS a, c.type, "
+            "c.checkpoint AS blob, CAST(c.metadata AS TEXT) AS b, NULL AS idx FROM c "
+            "UNION ALL SELECT 1, w.task_id, w.channel, w.type, w.blob, w.task_path, w.idx "
+            "FROM langgraph_checkpoint_writes w JOIN c ON w.checkpoint_id = c.checkpoint_id "
+            "WHERE w.session_id = ? AND w.checkpoint_ns = ?",
+        ),
+        [*values, thread_id, checkpoint_ns],
+    )
+    found = [r for r in rows if r["w"] == 0]
+    if not found:
         return None
-    return (await _with_writes(db, [row]))[0]
+    row = found[0]
+    writes = [
+        StoredWrite(w["key"], w["a"], w["type"], _bytes(w["blob"]), w["b"], w["idx"])
+        for w in rows
+        if w["w"] == 1
+    ]
+    return StoredCheckpoint(
+        thread_id=thread_id,
+        checkpoint_ns=checkpoint_ns,
+        checkpoint_id=row["key"],
+        parent_checkpoint_id=row["a"],
+        type=row["type"],
+        checkpoint=_bytes(row["blob"]),
+        metadata=json_loads(row["b"]) or {},
+        writes=sorted(writes, key=lambda w: (w.task_path, w.task_id, w.idx)),
+    )
 
 
 def _matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     return all(key in metadata and metadata[key] == value for key, value in wanted.items())
+
+
+@dataclass(frozen=True)
+class CheckpointPage:
+    """One page of `list_checkpoints`: the checkpoints of the rows read that match the
+    metadata filter (so maybe fewer than were read, or none), and `next_key`, the
+    keyset position after the last row read, None when no row is left."""
+
+    items: list[StoredCheckpoint]
+    next_key: tuple[str, int] | None  # (checkpoint_id, row id) of the last row read
+
+
+async def list_checkpoints(
+    db: DB,
+    *,
+    thread_id: str | None = None,
+    checkpoint_ns: str | None = None,
+    checkpoint_id: str | None = None,
+    before: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    limit: int = _PAGE,
+    after: tuple[str, int] | None = None,
+) -> CheckpointPage:
+    """One keyset page of checkpoints, newest (greatest checkpoint id) first, after
+    the position `after` (a previous page's `next_key`): `limit` rows are read, of
+    one thread and/or namespace, or all; only `checkpoint_id`; only those before
+    `before` (a checkpoint id); then only those whose metadata has each key of
+    `metadata` with that value are kept (see `CheckpointPage`)."""
+    require_positive_int(limit, "limit")
+    query = Checkpoint.all().using_db(db)
+    if thread_id is not None:
+        query = query.filter(session_id=lookup_id(thread_id))
+    if checkpoint_ns is not None:
+        query = query.filter(checkpoint_ns=_ns(checkpoint_ns))
+    if checkpoint_id is not None:
+        query = query.filter(checkpoint_id=lookup_id(checkpoint_id, "checkpoint_id"))
+    if before is not None:
+        query = query.filter(checkpoint_id__lt=lookup_id(before, "before"))
+    if after is not None:
+        after_id = lookup_id(after[0], "cursor")
+        after_row = require_positive_int(after[1], "cursor", allow_zero=True)
+        query = query.filter(
+            Q(checkpoint_id__lt=after_id) | Q(checkpoint_id=after_id, id__lt=after_row)
+        )
+    rows = (
+        await query.order_by("-checkpoint_id", "-id").limit(limit + 1).values(*_CHECKPOINT_FIELDS)
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_key = (rows[-1]["checkpoint_id"], rows[-1]["id"]) if more else None
+    if metadata:
+        rows = [r for r in rows if _matches(r["metadata"] or {}, metadata)]
+    return CheckpointPage(await _with_writes(db, rows) if rows else [], next_key)
 
 
 async def iter_checkpoints(
@@ -280,47 +461,36 @@ async def iter_checkpoints(
     """Checkpoints, newest (greatest checkpoint id) first: of one thread and/or
     namespace, or all; only `checkpoint_id`; only those before `before` (a
     checkpoint id); only those whose metadata has each key of `metadata` with that
-    value; at most `limit`. Read `page_size` at a time (no transaction is held
-    between pages)."""
+    value; at most `limit`. Read `page_size` at a time (`list_checkpoints`; no
+    transaction is held between pages)."""
     if limit is not None:
         require_positive_int(limit, "limit", allow_zero=True)
         if limit == 0:
             return
     require_positive_int(page_size, "page_size")
-    query = Checkpoint.all().using_db(db)
-    if thread_id is not None:
-        query = query.filter(session_id=lookup_id(thread_id))
-    if checkpoint_ns is not None:
-        query = query.filter(checkpoint_ns=_ns(checkpoint_ns))
-    if checkpoint_id is not None:
-        query = query.filter(checkpoint_id=lookup_id(checkpoint_id, "checkpoint_id"))
-    if before is not None:
-        query = query.filter(checkpoint_id__lt=lookup_id(before, "before"))
     sent = 0
-    after: tuple[str, int] | None = None  # (checkpoint_id, id) of the last row read
+    after: tuple[str, int] | None = None
     while True:
-        page_query = query
-        if after is not None:
-            page_query = page_query.filter(
-                Q(checkpoint_id__lt=after[0]) | Q(checkpoint_id=after[0], id__lt=after[1])
-            )
-        rows = (
-            await page_query.order_by("-checkpoint_id", "-id")
-            .limit(page_size)
-            .values(*_CHECKPOINT_FIELDS)
+        size = page_size
+        if limit is not None and not metadata:  # every row read is sent: no more than needed
+            size = min(page_size, limit - sent)
+        page = await list_checkpoints(
+            db,
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            before=before,
+            metadata=metadata,
+            limit=size,
+            after=after,
         )
-        if not rows:
-            return
-        after = (rows[-1]["checkpoint_id"], rows[-1]["id"])
-        if metadata:
-            rows = [r for r in rows if _matches(r["metadata"] or {}, metadata)]
-        if limit is not None:
-            rows = rows[: limit - sent]
-        for stored in await _with_writes(db, rows):
+        items = page.items if limit is None else page.items[: limit - sent]
+        for stored in items:
             yield stored
-        sent += len(rows)
-        if limit is not None and sent >= limit:
+        sent += len(items)
+        if page.next_key is None or (limit is not None and sent >= limit):
             return
+        after = page.next_key
 
 
 async def _delete_keys(conn: DB, keys: list[tuple[str, str, str]]) -> None:

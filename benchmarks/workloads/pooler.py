@@ -41,7 +41,7 @@ import os
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -51,7 +51,7 @@ from benchmarks.data import conversation, message
 from benchmarks.workloads.http import Checks, cpu_seconds, serve
 from harness.latency import latency_ms
 from harness.loadclient import Connection, Unanswered
-from harness.pgbouncer import PrivatePgBouncer, find_pgbouncer, prepared_statement_lines
+from harness.pgbouncer import pgbouncer_for_run, prepared_statement_lines
 from harness.ports import LOOPBACK
 from harness.servers import LiveServer
 
@@ -69,11 +69,6 @@ SAVE_EVERY = 5  # rounds: one whole-list save, four appends
 SAMPLE_S = 0.1  # pg_stat_activity sampling period
 
 _APP = "agent_runtime.main:app"
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://"))
-    return urlunsplit(("postgresql", parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 class _Client:
@@ -258,23 +253,6 @@ async def _drive(
     }
 
 
-async def _pgbouncer(
-    admin_url: str, given: str | None, log: Callable[[str], None]
-) -> tuple[Callable[[str], str], PrivatePgBouncer | None] | str:
-    """(database name -> URL through PgBouncer, the private instance to stop), or why
-    there is none."""
-    if given:
-        return (lambda name: _with_database(given, name)), None
-    if find_pgbouncer() is None:
-        return "no pgbouncer binary (install the pgbouncer package, or pass --pgbouncer-url)"
-    try:
-        bouncer = await asyncio.to_thread(PrivatePgBouncer(admin_url).start)
-    except (RuntimeError, OSError) as exc:
-        return f"cannot start a private pgbouncer: {exc}"
-    log(f"pooler: private pgbouncer on 127.0.0.1:{bouncer.port}")
-    return bouncer.url, bouncer
-
-
 async def run(
     dbs: Databases,
     cfg: Config,
@@ -284,13 +262,11 @@ async def run(
     admin_url: str,
     pgbouncer_url: str | None,
 ) -> dict[str, Any]:
-    found = await _pgbouncer(admin_url, pgbouncer_url, log)
-    if isinstance(found, str):
-        log(f"pooler: skipped: {found}")
-        return {"skipped": found, "problems": []}
-    through, private = found
-    process = private.process if private is not None else None
-    bouncer_pid = process.pid if process is not None else None  # CPU: the private one's
+    bouncer = await pgbouncer_for_run(admin_url, pgbouncer_url, log, "pooler")
+    if isinstance(bouncer, str):
+        log(f"pooler: skipped: {bouncer}")
+        return {"skipped": bouncer, "problems": []}
+    bouncer_pid = bouncer.pid  # CPU: the private one's
     load_before = os.getloadavg()
     checks = Checks()
     direct = {mode: dbs.urls[f"pooler_{_DATABASE[mode]}"] for mode in MODES}
@@ -310,7 +286,7 @@ async def run(
                     "AGENT_RUNTIME__LOG_LEVEL": "warning",
                 }
                 if mode == "pgbouncer":
-                    env["AGENT_RUNTIME__DB_URL"] = through(names[mode])
+                    env["AGENT_RUNTIME__DB_URL"] = bouncer.url(names[mode])
                 async with contextlib.AsyncExitStack() as stack:
                     servers = [
                         await stack.enter_async_context(
@@ -346,14 +322,11 @@ async def run(
     finally:
         if admin is not None:
             await admin.close()
-        if private is not None:
-            await asyncio.to_thread(private.stop)
+        await bouncer.stop()
     return {
         "workers_per_instance": WORKERS,
         "app_pool_max_size": "AGENT_RUNTIME__DB_POOL_MAX_SIZE default (10) per worker",
-        "pgbouncer": "private instance: pool_mode=transaction, default_pool_size=20"
-        if private is not None
-        else f"{urlsplit(pgbouncer_url or '').netloc.rpartition('@')[2]} (its own settings)",
+        "pgbouncer": bouncer.description,
         "load": f"per client: append 1 message (every {SAVE_EVERY}th round: save {BASE}), "
         f"GET the session, list its {APPROVALS} pending approvals",
         "runs": runs,

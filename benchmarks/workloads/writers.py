@@ -54,7 +54,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -64,7 +64,12 @@ from benchmarks.data import conversation, message
 from benchmarks.workloads.http import Checks, cpu_seconds
 from harness.latency import latency_ms
 from harness.loadclient import Connection, Unanswered
-from harness.pgbouncer import PrivatePgBouncer, find_pgbouncer, prepared_statement_lines
+from harness.pgbouncer import (
+    RunPgBouncer,
+    pgbouncer_for_run,
+    prepared_statement_lines,
+    with_database,
+)
 from harness.ports import LOOPBACK
 from harness.servers import LiveServer, ServerStartError, server_environment, start_uvicorn
 
@@ -137,11 +142,6 @@ def _order(trees: list[_Tree], round_: int) -> list[_Tree]:
 
 
 # ------------------------------------------------------------------------- databases
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://"))
-    return urlunsplit(("postgresql", parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 async def _migrate(tree: _Tree, url: str) -> None:
@@ -437,23 +437,6 @@ def _median(runs: list[dict[str, Any]], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
-async def _pgbouncer(
-    admin_url: str, given: str | None, log: Callable[[str], None]
-) -> tuple[Callable[[str], str], PrivatePgBouncer | None] | str:
-    """(database name -> URL through PgBouncer, the private instance to stop), or why
-    there is none."""
-    if given:
-        return (lambda name: _with_database(given, name)), None
-    if find_pgbouncer() is None:
-        return "no pgbouncer binary (install the pgbouncer package, or pass --pgbouncer-url)"
-    try:
-        bouncer = await asyncio.to_thread(PrivatePgBouncer(admin_url).start)
-    except (RuntimeError, OSError) as exc:
-        return f"cannot start a private pgbouncer: {exc}"
-    log(f"writers: private pgbouncer on 127.0.0.1:{bouncer.port}")
-    return bouncer.url, bouncer
-
-
 async def _setups(
     trees: list[_Tree],
     cfg: Config,
@@ -467,39 +450,32 @@ async def _setups(
     """The REST runs of every setup; (setups, skipped, PgBouncer description)."""
     setups: list[dict[str, Any]] = []
     skipped: list[str] = []
-    through: Callable[[str], str] | None = None
-    private: PrivatePgBouncer | None = None
-    bouncer_text: str | None = None
+    bouncer: RunPgBouncer | None = None
     if any(mode == "pgbouncer" for mode, _, _ in cfg.writers_setups):
-        found = await _pgbouncer(admin_url, pgbouncer_url, log)
+        found = await pgbouncer_for_run(admin_url, pgbouncer_url, log, "writers")
         if isinstance(found, str):
             skipped.append(f"PgBouncer setups: {found}")
             log(f"writers: PgBouncer setups skipped: {found}")
         else:
-            through, private = found
-            bouncer_text = (
-                "private, pool_mode=transaction, default_pool_size=20"
-                if private is not None
-                else urlsplit(pgbouncer_url or "").netloc.rpartition("@")[2]
-            )
-    bouncer_pid = private.process.pid if private is not None and private.process else None
+            bouncer = found
+    bouncer_pid = bouncer.pid if bouncer is not None else None
     try:
         for mode, instances, workers in cfg.writers_setups:
-            if mode == "pgbouncer" and through is None:
+            if mode == "pgbouncer" and bouncer is None:
                 continue
             runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in trees}
             for round_ in range(cfg.writers_rounds):
                 for tree in _order(trees, round_):
                     database = urlsplit(urls[f"{tree.name}-{mode}"]).path.lstrip("/")
-                    direct = _with_database(admin_url, database)
+                    direct = with_database(admin_url, database)
                     env = {
                         "AGENT_RUNTIME__DB_URL": direct,
                         "AGENT_RUNTIME__DB_POOLER": "none",
                         "AGENT_RUNTIME__DB_DIRECT_URL": direct,
                         "AGENT_RUNTIME__LOG_LEVEL": "warning",
                     }
-                    if mode == "pgbouncer" and through is not None:
-                        env["AGENT_RUNTIME__DB_URL"] = through(database)
+                    if mode == "pgbouncer" and bouncer is not None:
+                        env["AGENT_RUNTIME__DB_URL"] = bouncer.url(database)
                         env["AGENT_RUNTIME__DB_POOLER"] = "pgbouncer"
                     tag = f"{prefix}-wr-{tree.name}-{mode}{instances}x{workers}-r{round_}"
                     result = await _run_once(
@@ -531,9 +507,9 @@ async def _setups(
                 }
             )
     finally:
-        if private is not None:
-            await asyncio.to_thread(private.stop)
-    return setups, skipped, bouncer_text
+        if bouncer is not None:
+            await bouncer.stop()
+    return setups, skipped, bouncer.description if bouncer is not None else None
 
 
 async def _run_once(
@@ -657,7 +633,7 @@ async def run(
         for t in trees
         for m in (*modes, "probe")
     }
-    urls = {key: _with_database(admin_dsn, name) for key, name in names.items()}
+    urls = {key: with_database(admin_dsn, name) for key, name in names.items()}
     out: dict[str, Any] = {
         "clients": cfg.writers_clients,
         "seconds": cfg.writers_seconds,

@@ -16,6 +16,7 @@ from fastapi.routing import iter_route_contexts
 from agent_runtime.api.routes.health import PUBLIC_PATHS
 from agent_runtime.config import Settings
 from agent_runtime.main import create_app
+from tests.fixtures.apps import empty_app_database
 from tests.fixtures.backends import ROOT
 
 KEY = "s3cret-key"
@@ -170,6 +171,7 @@ async def test_the_right_key_is_let_through(client, app):
 async def test_without_a_key_nothing_is_required(backend):
     app = create_app(Settings(**backend.settings))
     async with LifespanManager(app):
+        await empty_app_database(app, backend)  # no key left by another test
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.get("/sessions")).status_code == 200

@@ -16,10 +16,10 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError, TransactionManagementError
 
 from agent_runtime.db.config import tortoise_config
+from agent_runtime.db.sqlite_engine import LazySqliteTransaction, write_transaction
 from agent_runtime.db.urls import parse_db_url
 from agent_runtime.services import save as save_service
 from agent_runtime.services.message_cache import message_cache
-from agent_runtime.services.save import LazySqliteTransaction, write_transaction
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
