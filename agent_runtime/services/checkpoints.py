@@ -33,7 +33,7 @@ from agent_runtime.services.save import append_messages
 from agent_runtime.timeutils import utc_now
 from models import Checkpoint, CheckpointWrite
 from models.limits import CHECKPOINT_NS_MAX, ENUM_MAX, NAME_MAX
-from models.session import VISIBLE_SQL
+from models.queries import checkpoints as checkpoints_sql
 
 __all__ = [
     "CheckpointPage",
@@ -110,14 +110,8 @@ def _bytes(value: Any) -> bytes:
 
 async def _touch_session(conn: DB, thread_id: str, now: datetime) -> None:
     """Note activity on the thread's session, creating (or reviving) it if needed."""
-    # Hand-written SQL: Tortoise's query building cost more than the statement.
     touched = await conn.execute_query_dict(
-        sql(
-            conn,
-            "UPDATE sessions SET last_activity = ?, version = version + 1 "
-            f"WHERE id = ? AND {VISIBLE_SQL} RETURNING id",
-        ),
-        [now, thread_id],
+        sql(conn, checkpoints_sql.TOUCH_VISIBLE + " RETURNING id"), [now, thread_id]
     )
     if not touched:  # unknown or soft-deleted: as a save (of no message) would
         await append_messages(conn, thread_id, [], now)
@@ -174,52 +168,29 @@ async def put_checkpoint(
         json_dumps(dict(metadata)),
         now,
     ]
-    columns = (
-        "session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, "
-        "checkpoint, metadata, created_at"
-    )
-    upsert = (
-        "ON CONFLICT (session_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
-        "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
-        "type = excluded.type, checkpoint = excluded.checkpoint, metadata = excluded.metadata"
-    )
     if db.capabilities.dialect == "postgres":
         # One statement, so one transaction of its own (or a part of the caller's).
         rows = await db.execute_query_dict(
-            sql(
-                db,
-                "WITH touched AS (UPDATE sessions SET last_activity = ?, version = version + 1 "
-                f"WHERE id = ? AND {VISIBLE_SQL} RETURNING id) "
-                f"INSERT INTO langgraph_checkpoints ({columns}) "
-                "SELECT touched.id, ?, ?, ?, ?, ?, CAST(? AS BYTEA), CAST(? AS JSONB), "
-                f"CAST(? AS TIMESTAMPTZ) FROM touched {upsert} RETURNING id",
-            ),
-            [now, thread_id, *values],
+            sql(db, checkpoints_sql.PUT_TOUCHING), [now, thread_id, *values]
         )
         if rows:
             return
-    touch = (
-        "UPDATE sessions SET last_activity = ?, version = version + 1 "
-        f"WHERE id = ? AND {VISIBLE_SQL}"
-    )
     if is_sqlite_connection(db):
-        visible = f"(SELECT id FROM sessions WHERE id = ? AND {VISIBLE_SQL})"
         try:
             async with write_transaction(db) as conn:  # both statements go with the COMMIT
-                await conn.execute_many(touch, [[now, thread_id]])
+                await conn.execute_many(checkpoints_sql.TOUCH_VISIBLE, [[now, thread_id]])
                 await conn.execute_many(
-                    f"INSERT INTO langgraph_checkpoints ({columns}) "
-                    f"VALUES ({visible}, ?, ?, ?, ?, ?, ?, ?, ?) {upsert}",
-                    [[thread_id, *values]],
+                    checkpoints_sql.INSERT_CHECKPOINT_OF_VISIBLE, [[thread_id, *values]]
                 )
             return
         except IntegrityError:
             pass  # no visible session: nothing was written
-    insert = f"INSERT INTO langgraph_checkpoints ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     async with write_atomic(db) as conn:
         await _touch_session(conn, thread_id, now)
         # On SQLite's lazy transaction, goes with the COMMIT.
-        await conn.execute_many(sql(conn, insert + upsert), [[thread_id, *values]])
+        await conn.execute_many(
+            sql(conn, checkpoints_sql.INSERT_CHECKPOINT), [[thread_id, *values]]
+        )
 
 
 async def put_writes(
@@ -260,22 +231,10 @@ async def put_writes(
     for (task_id, idx), (channel, type_, blob, task_path) in rows.items():
         values += (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type_)
         values += (blob, task_path, now)
-    width = 10  # columns per row
-    conflict = (
-        "ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET "
-        "channel = excluded.channel, type = excluded.type, blob = excluded.blob, "
-        "task_path = excluded.task_path"
-        if replace
-        else "ON CONFLICT DO NOTHING"
-    )
+    width = len(checkpoints_sql.WRITE_COLUMNS)
 
     def statement(rows: int) -> str:
-        marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
-        return (
-            "INSERT INTO langgraph_checkpoint_writes (session_id, checkpoint_ns, "
-            "checkpoint_id, task_id, idx, channel, type, blob, task_path, created_at) "
-            f"VALUES {marks} {conflict}"
-        )
+        return checkpoints_sql.INSERT_WRITES(rows, replace=replace)
 
     step = _KEY_BATCH * width
     if len(values) <= step:  # one statement: atomic without a transaction
@@ -301,16 +260,8 @@ async def _with_writes(db: DB, rows: list[dict[str, Any]]) -> list[StoredCheckpo
     found: dict[tuple[str, str, str], list[StoredWrite]] = defaultdict(list)
     for start in range(0, len(keys), _KEY_BATCH):
         batch = keys[start : start + _KEY_BATCH]
-        # Hand-written SQL: Tortoise's query building cost more than the statement.
-        where = " OR ".join(
-            ["(session_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?)"] * len(batch)
-        )
         writes = await db.execute_query_dict(
-            sql(
-                db,
-                "SELECT session_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, "
-                f"blob, task_path FROM langgraph_checkpoint_writes WHERE {where}",
-            ),
+            sql(db, checkpoints_sql.SELECT_WRITES(len(batch))),
             [value for key in batch for value in key],
         )
         for w in writes:
@@ -347,28 +298,14 @@ async def get_checkpoint(
 
     One statement (LangGraph reads the latest checkpoint at the start of every run):
     the checkpoint's row (`w` = 0), then a row per pending write (`w` = 1), the
-    columns shared as the comments say."""
+    columns shared as `models.queries.checkpoints` says."""
     thread_id = lookup_id(thread_id)
     checkpoint_ns = _ns(checkpoint_ns)
-    where = "session_id = ? AND checkpoint_ns = ?"
-    values = [thread_id, checkpoint_ns]
+    statement, values = checkpoints_sql.GET_LATEST, [thread_id, checkpoint_ns]
     if checkpoint_id is not None:
-        where += " AND checkpoint_id = ?"
+        statement = checkpoints_sql.GET_ONE
         values.append(lookup_id(checkpoint_id, "checkpoint_id"))
-    rows = await db.execute_query_dict(
-        sql(
-            db,
-            "WITH c AS (SELECT checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata "
-            f"FROM langgraph_checkpoints WHERE {where} ORDER BY checkpoint_id DESC LIMIT 1) "
-            # key: checkpoint id | task id; a: parent id | channel; b: metadata | task path
-            "SELECT 0 AS w, c.checkpoint_id AS key, c.parent_checkpoint_id AS a, c.type, "
-            "c.checkpoint AS blob, CAST(c.metadata AS TEXT) AS b, NULL AS idx FROM c "
-            "UNION ALL SELECT 1, w.task_id, w.channel, w.type, w.blob, w.task_path, w.idx "
-            "FROM langgraph_checkpoint_writes w JOIN c ON w.checkpoint_id = c.checkpoint_id "
-            "WHERE w.session_id = ? AND w.checkpoint_ns = ?",
-        ),
-        [*values, thread_id, checkpoint_ns],
-    )
+    rows = await db.execute_query_dict(sql(db, statement), [*values, thread_id, checkpoint_ns])
     found = [r for r in rows if r["w"] == 0]
     if not found:
         return None

@@ -7,6 +7,7 @@ import functools
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,21 +21,30 @@ from tests.fixtures.remote import app_client
 
 pytest.importorskip("agents", reason="the openai-agents extra is not installed")
 
-from agents import set_tracing_disabled
+from agents import Agent, set_tracing_disabled
+from agents.testing import ScriptedModel
 
 set_tracing_disabled(True)  # no trace export (and no network) from the tests
 
 
-@pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[Backend]:
-    """`init_database(backend.url)` on an emptied, migrated database; `close_db` after."""
+@asynccontextmanager
+async def in_process_store(backend: Backend) -> AsyncIterator[BaseDBAsyncClient]:
+    """`init_database(backend.url)` on an emptied, migrated database (the message cache
+    emptied too), its connection yielded; `close_db` after."""
     await database.init_database(backend.url)
     try:
         await truncate(database.get_connection())
         database.message_cache.clear()
-        yield backend
+        yield database.get_connection()
     finally:
         await database.close_db()
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Backend]:
+    """The service API in-process on `backend` (`in_process_store`)."""
+    async with in_process_store(backend):
+        yield backend
 
 
 @dataclass(frozen=True)
@@ -61,13 +71,29 @@ async def sessions(request: pytest.FixtureRequest, backend: Backend) -> AsyncIte
             database.message_cache.clear()
             yield Sessions(connection, client)
         return
-    await database.init_database(backend.url)
-    try:
-        await truncate(database.get_connection())
-        database.message_cache.clear()
-        yield Sessions(database.get_connection(), None)
-    finally:
-        await database.close_db()
+    async with in_process_store(backend) as connection:
+        yield Sessions(connection, None)
+
+
+def user(text: str) -> dict:
+    """A user message item, as the SDK's tests write them."""
+    return {"role": "user", "content": text}
+
+
+def scripted_agent() -> tuple[Agent, ScriptedModel]:
+    """An agent on the SDK's `ScriptedModel` (its canned answers: `model.enqueue`)."""
+    model = ScriptedModel()
+    return Agent(name="test", model=model), model
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
+    """Wait until `condition()` holds (checked every 20 ms); after `seconds` without it,
+    fail the test, naming `what` it waited for."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 T = TypeVar("T")

@@ -38,13 +38,9 @@ from agent_runtime.services import database
 from tests.fixtures.backends import Backend
 from tests.fixtures.remote import app_client
 from tests.fixtures.servers import LiveServer
-from tests.integrations.conftest import AT_ONCE_SECONDS, LOOP_RULE_MATCH
+from tests.integrations.conftest import AT_ONCE_SECONDS, LOOP_RULE_MATCH, user
 
 T = TypeVar("T")
-
-
-def user(text: str) -> dict:
-    return {"role": "user", "content": text}
 
 
 def in_thread(work: Callable[[], Any]) -> Any:

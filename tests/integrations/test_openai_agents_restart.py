@@ -32,7 +32,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,6 +50,7 @@ from agent_runtime.integrations.openai_agents import (
 )
 from tests.fixtures.backends import ROOT, Backend
 from tests.fixtures.servers import start_uvicorn
+from tests.integrations.conftest import until
 from tests.integrations.resume_worker import ANSWER, first_turn, weather_agent
 
 LEASE_SECONDS = 3.0
@@ -75,14 +75,6 @@ def start_worker(url: str, session_id: str, name: str, workdir: Path) -> subproc
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + STEP_TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_a_killed_resumer_leaves_the_call_to_the_next_after_its_lease(

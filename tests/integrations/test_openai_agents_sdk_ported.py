@@ -31,17 +31,13 @@ pytest.importorskip("agents")
 
 from agents import Agent, RunConfig, Runner
 from agents.memory import SessionSettings
-from agents.testing import ScriptedModel, assistant_message
+from agents.testing import assistant_message
 
 from agent_runtime.services import database
 from tests.fixtures.backends import Backend
-from tests.integrations.conftest import Sessions
+from tests.integrations.conftest import Sessions, scripted_agent, user
 
 RUNNERS = ["run", "run_streamed"]
-
-
-def user(text: str) -> dict:
-    return {"role": "user", "content": text}
 
 
 def contents(items: list) -> list:
@@ -55,11 +51,6 @@ async def run_agent(runner_method: str, agent: Agent, input_data, **kwargs):
     async for _event in result.stream_events():
         pass
     return result
-
-
-def scripted_agent() -> tuple[Agent, ScriptedModel]:
-    model = ScriptedModel()
-    return Agent(name="test", model=model), model
 
 
 # -- tests/test_session.py ------------------------------------------------------

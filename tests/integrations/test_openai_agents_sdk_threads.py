@@ -43,7 +43,7 @@ from agent_runtime.client import AsyncAgentRuntimeClient
 from agent_runtime.integrations.openai_agents import AgentRuntimeSession
 from tests.fixtures.backends import Backend
 from tests.fixtures.servers import LiveServer
-from tests.integrations.conftest import AnyLoop, held_or_passed
+from tests.integrations.conftest import AnyLoop, held_or_passed, scripted_agent
 
 get_text_message = assistant_message
 
@@ -64,11 +64,6 @@ async def run_agent_async(sessions: AnyLoop, agent, input_data, **kwargs):
     return await sessions.elsewhere(
         asyncio.to_thread(_run_sync_wrapper, agent, input_data, **kwargs)
     )
-
-
-def scripted_agent() -> tuple[Agent, ScriptedModel]:
-    model = ScriptedModel()
-    return Agent(name="test", model=model), model
 
 
 class SDKSessionThreadTests:
