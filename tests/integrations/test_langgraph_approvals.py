@@ -42,6 +42,7 @@ from agent_runtime.services import database
 from models import PendingApproval
 from tests.fixtures.backends import Backend, truncate
 from tests.fixtures.remote import app_client
+from tests.integrations.conftest import in_process_store
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,8 @@ async def where(request: pytest.FixtureRequest, backend: Backend) -> AsyncIterat
         async with app_client(backend) as (client, connection, _):
             yield Where(connection, client)
         return
-    await database.init_database(backend.url)
-    try:
-        await truncate(database.get_connection())
-        yield Where(database.get_connection(), None)
-    finally:
-        await database.close_db()
+    async with in_process_store(backend) as connection:
+        yield Where(connection, None)
 
 
 class State(TypedDict):
