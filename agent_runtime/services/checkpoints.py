@@ -544,29 +544,38 @@ async def _trim(conn: DB, thread_id: str, checkpoint_ns: str, keep: int) -> int:
     return int(await Checkpoint.filter(older).using_db(conn).delete())
 
 
+async def _over(conn: DB, keep: int, thread_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """The (thread, namespace) pairs holding more than `keep` checkpoints, with their
+    count: of these threads, or of all."""
+    query = Checkpoint.all().using_db(conn)
+    if thread_ids is not None:
+        query = query.filter(session_id__in=thread_ids)
+    return list(
+        await query.annotate(count=Count("id"))
+        .group_by("session_id", "checkpoint_ns")
+        .filter(count__gt=keep)
+        .values("session_id", "checkpoint_ns", "count")
+    )
+
+
 async def keep_latest_checkpoints(db: DB, thread_ids: Sequence[str], keep: int) -> int:
     """In each namespace of each thread, keep the `keep` latest checkpoints and the
     writes against them, and delete the rest (all of it with `keep` 0); return how
     many checkpoints were deleted."""
     keep = require_positive_int(keep, "keep", allow_zero=True)
-    ids = [lookup_id(t, "thread_id") for t in thread_ids]
+    ids = list(dict.fromkeys(lookup_id(t, "thread_id") for t in thread_ids))
     deleted = 0
     async with atomic(db) as conn:
-        if keep == 0:
-            for start in range(0, len(ids), _ID_BATCH):
-                batch = ids[start : start + _ID_BATCH]
+        for start in range(0, len(ids), _ID_BATCH):
+            batch = ids[start : start + _ID_BATCH]
+            if keep == 0:
                 deleted += await Checkpoint.filter(session_id__in=batch).using_db(conn).count()
-            await delete_session_checkpoints(conn, ids)
-            return deleted
-        for thread_id in ids:
-            namespaces = (
-                await Checkpoint.filter(session_id=thread_id)
-                .using_db(conn)
-                .distinct()
-                .values_list("checkpoint_ns", flat=True)
-            )
-            for ns in namespaces:
-                deleted += await _trim(conn, thread_id, str(ns), keep)
+                await delete_session_checkpoints(conn, batch)
+                continue
+            # Only the namespaces over the limit: one statement for the batch, however
+            # many of its threads have nothing to trim.
+            for row in await _over(conn, keep, batch):
+                deleted += await _trim(conn, row["session_id"], row["checkpoint_ns"], keep)
     return deleted
 
 
@@ -575,14 +584,7 @@ async def trim_checkpoints(db: DB, keep: int, *, dry_run: bool = False) -> int:
     checkpoints, delete the older ones and their writes; return how many
     checkpoints (with `dry_run`, would be: nothing is deleted)."""
     keep = require_positive_int(keep, "keep")
-    over = (
-        await Checkpoint.all()
-        .using_db(db)
-        .annotate(count=Count("id"))
-        .group_by("session_id", "checkpoint_ns")
-        .filter(count__gt=keep)
-        .values("session_id", "checkpoint_ns", "count")
-    )
+    over = await _over(db, keep)
     if dry_run:
         return sum(int(row["count"]) - keep for row in over)
     deleted = 0

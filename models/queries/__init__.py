@@ -17,6 +17,7 @@ the registry.
     agent_contexts.py  agent_contexts, agent_switches
     approvals.py       pending_approvals
     events.py          events, pending_events
+    checkpoints.py     langgraph_checkpoints, langgraph_checkpoint_writes
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from tortoise.models import Model
 
 from models.agent_context import AgentContext, AgentSwitch
 from models.approval import PendingApproval
+from models.checkpoint import Checkpoint
 from models.event import Event, PendingEvent
 from models.message import Message
-from models.queries import agent_contexts, approvals, events, messages, sessions
+from models.queries import agent_contexts, approvals, checkpoints, events, messages, sessions
 from models.session import Session
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "RawStatement",
     "agent_contexts",
     "approvals",
+    "checkpoints",
     "events",
     "messages",
     "sessions",
@@ -195,5 +198,33 @@ RAW_SQL: tuple[RawStatement, ...] = (
         events.INSERT_COLUMNS,
         events.INSERT_PENDING,
         dialects=("postgres",),
+    ),
+    # checkpoints (the WITH statements, PUT_TOUCHING, GET_LATEST and GET_ONE, and the
+    # statements built per row count, INSERT_WRITES and SELECT_WRITES, run in every
+    # test of tests/integrations/test_langgraph_*.py)
+    RawStatement(
+        "checkpoints.TOUCH_VISIBLE",
+        Session,
+        "update",
+        ("last_activity", "version"),
+        checkpoints.TOUCH_VISIBLE,
+        ("id", "deleted_at"),
+    ),
+    RawStatement(
+        "checkpoints.INSERT_CHECKPOINT",
+        Checkpoint,
+        "insert",
+        checkpoints.CHECKPOINT_COLUMNS,
+        checkpoints.INSERT_CHECKPOINT,
+        ("session_id", "checkpoint_ns", "checkpoint_id"),
+    ),
+    RawStatement(
+        "checkpoints.INSERT_CHECKPOINT_OF_VISIBLE",
+        Checkpoint,
+        "insert",
+        checkpoints.CHECKPOINT_COLUMNS,
+        checkpoints.INSERT_CHECKPOINT_OF_VISIBLE,
+        ("session_id", "checkpoint_ns", "checkpoint_id"),
+        dialects=("sqlite",),
     ),
 )
