@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 SQLITE_ENGINE = "agent_runtime.db.sqlite_engine"
-POSTGRES_ENGINE = "tortoise.backends.asyncpg"
+POSTGRES_ENGINE = "agent_runtime.db.postgres_engine"
 
 # Design note, section 4. Tortoise runs every extra credential as `PRAGMA k=v`.
 SQLITE_PRAGMAS: dict[str, Any] = {

@@ -10,7 +10,7 @@ from agent_runtime.db.migration_lock import migration_lock
 from agent_runtime.db.urls import SQLITE_ENGINE, SQLITE_PRAGMAS, parse_db_url
 from agent_runtime.errors import ConfigurationError
 
-PG = "tortoise.backends.asyncpg"
+PG = "agent_runtime.db.postgres_engine"
 
 
 @pytest.mark.parametrize(
