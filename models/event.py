@@ -11,7 +11,22 @@ from models.limits import ENUM_MAX, ID_MAX, NAME_MAX
 __all__ = ["Event", "EventType", "PendingEvent"]
 
 
-class Event(Model):
+class _EventColumns(Model):
+    """The columns of an event: the log's and a pending one's are the same row."""
+
+    id = fields.BigIntField(primary_key=True)
+    type = fields.CharEnumField(EventType, max_length=ENUM_MAX)
+    session_id = fields.CharField(max_length=ID_MAX)
+    call_id = fields.CharField(max_length=ID_MAX, null=True)
+    actor = fields.CharField(max_length=NAME_MAX, null=True)
+    data = fields.JSONField[Any](null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        abstract = True
+
+
+class Event(_EventColumns):
     """One entry of the append-only event log: what happened to an approval, or
     that a session was saved.
 
@@ -24,14 +39,6 @@ class Event(Model):
     time (docs/reliability.md, "The event log on PostgreSQL").
     """
 
-    id = fields.BigIntField(primary_key=True)
-    type = fields.CharEnumField(EventType, max_length=ENUM_MAX)
-    session_id = fields.CharField(max_length=ID_MAX)
-    call_id = fields.CharField(max_length=ID_MAX, null=True)
-    actor = fields.CharField(max_length=NAME_MAX, null=True)
-    data = fields.JSONField[Any](null=True)
-    created_at = fields.DatetimeField()
-
     class Meta:
         table = "events"
         indexes = (("call_id", "id"), ("session_id", "id"))
@@ -40,20 +47,12 @@ class Event(Model):
         return f"{self.id} {self.type}"
 
 
-class PendingEvent(Model):
+class PendingEvent(_EventColumns):
     """PostgreSQL: an event written in the transaction of the change it records,
     not yet in the log. Writers never wait for each other here (no lock, no
     NOTIFY); once their transaction has committed, the sequencer moves the rows
     into `Event`, giving them their log ids in the order it moves them.
     """
-
-    id = fields.BigIntField(primary_key=True)
-    type = fields.CharEnumField(EventType, max_length=ENUM_MAX)
-    session_id = fields.CharField(max_length=ID_MAX)
-    call_id = fields.CharField(max_length=ID_MAX, null=True)
-    actor = fields.CharField(max_length=NAME_MAX, null=True)
-    data = fields.JSONField[Any](null=True)
-    created_at = fields.DatetimeField()
 
     class Meta:
         table = "pending_events"

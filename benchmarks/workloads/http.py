@@ -48,6 +48,39 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CpuWindow:
+    """The CPU time the servers (`pids`), a PgBouncer and this process spend from the
+    window's creation to `loads`, as loads: CPU seconds per wall second (1.0 = one
+    core busy)."""
+
+    def __init__(self, pids: list[int], bouncer_pid: int | None = None) -> None:
+        self.pids, self.bouncer_pid = pids, bouncer_pid
+        self._server = self._servers()
+        self._bouncer = cpu_seconds(bouncer_pid) if bouncer_pid else None
+        self._client = time.process_time()
+
+    def _servers(self) -> float:
+        return sum(cpu_seconds(pid) or 0.0 for pid in self.pids)
+
+    def loads(self, elapsed: float) -> dict[str, float | None]:
+        bouncer = None
+        if self._bouncer is not None and self.bouncer_pid:
+            bouncer = (cpu_seconds(self.bouncer_pid) or self._bouncer) - self._bouncer
+        return {
+            "server_cpu_load": (self._servers() - self._server) / elapsed,
+            "client_cpu_load": (time.process_time() - self._client) / elapsed,
+            "pgbouncer_cpu_load": None if bouncer is None else bouncer / elapsed,
+        }
+
+
+async def finish_within(tasks: list[asyncio.Task[Any]], seconds: float) -> None:
+    """Wait for `tasks` up to `seconds`; cancel those still running, and wait for them."""
+    _, stragglers = await asyncio.wait(tasks, timeout=seconds)
+    for task in stragglers:
+        task.cancel()
+    await asyncio.gather(*stragglers, return_exceptions=True)
+
+
 async def _drive(port: int, cfg: Config, prefix: str, server_pid: int) -> dict[str, Any]:
     n = cfg.http_connections
     connections = [Connection(LOOPBACK, port) for _ in range(n)]

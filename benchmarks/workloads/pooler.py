@@ -48,7 +48,7 @@ import asyncpg
 from benchmarks.backends import Databases, aerich_upgrade
 from benchmarks.config import Config
 from benchmarks.data import conversation, message
-from benchmarks.workloads.http import Checks, cpu_seconds, serve
+from benchmarks.workloads.http import Checks, CpuWindow, finish_within, serve
 from harness.latency import latency_ms
 from harness.loadclient import Connection, Unanswered
 from harness.pgbouncer import pgbouncer_for_run, prepared_statement_lines
@@ -212,21 +212,13 @@ async def _drive(
         tasks = [asyncio.create_task(loop(c)) for c in clients]
         sampler = asyncio.create_task(sample())
         await asyncio.sleep(0)
-        server_cpu = sum(cpu_seconds(pid) or 0.0 for pid in pids)
-        bouncer_cpu = cpu_seconds(bouncer_pid) if bouncer_pid else None
-        client_cpu = time.process_time()
+        cpu = CpuWindow(pids, bouncer_pid)
         began = time.perf_counter()
         deadline = began + seconds
         start.set()
-        _, stragglers = await asyncio.wait(tasks, timeout=seconds + grace)
-        for task in stragglers:
-            task.cancel()
-        await asyncio.gather(*stragglers, return_exceptions=True)
+        await finish_within(tasks, seconds + grace)
         elapsed = time.perf_counter() - began
-        client_cpu = time.process_time() - client_cpu
-        server_cpu = sum(cpu_seconds(pid) or 0.0 for pid in pids) - server_cpu
-        if bouncer_cpu is not None and bouncer_pid:
-            bouncer_cpu = (cpu_seconds(bouncer_pid) or bouncer_cpu) - bouncer_cpu
+        cpu_loads = cpu.loads(elapsed)
         stop.set()
         await sampler
     finally:
@@ -246,10 +238,7 @@ async def _drive(
         "server_connections_before": before,
         "server_connections_max": max(samples, default=None),
         "server_connections_samples": len(samples),
-        # CPU seconds per wall second (1.0 = one core busy)
-        "server_cpu_load": server_cpu / elapsed,
-        "client_cpu_load": client_cpu / elapsed,
-        "pgbouncer_cpu_load": None if bouncer_cpu is None else bouncer_cpu / elapsed,
+        **cpu_loads,
     }
 
 

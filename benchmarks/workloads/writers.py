@@ -61,7 +61,7 @@ import asyncpg
 from benchmarks.backends import REPO_ROOT
 from benchmarks.config import Config
 from benchmarks.data import conversation, message
-from benchmarks.workloads.http import Checks, cpu_seconds
+from benchmarks.workloads.http import Checks, CpuWindow, finish_within
 from harness.latency import latency_ms
 from harness.loadclient import Connection, Unanswered
 from harness.pgbouncer import (
@@ -373,21 +373,13 @@ async def _drive(
         tasks = [asyncio.create_task(loop(w)) for w in writers]
         sampler = asyncio.create_task(sample())
         await asyncio.sleep(0)
-        server_cpu = sum(cpu_seconds(pid) or 0.0 for pid in pids)
-        bouncer_cpu = cpu_seconds(bouncer_pid) if bouncer_pid else None
-        client_cpu = time.process_time()
+        cpu = CpuWindow(pids, bouncer_pid)
         began = time.perf_counter()
         deadline = began + cfg.writers_seconds
         start.set()
-        _, stragglers = await asyncio.wait(tasks, timeout=cfg.writers_seconds + cfg.grace_seconds)
-        for task in stragglers:
-            task.cancel()
-        await asyncio.gather(*stragglers, return_exceptions=True)
+        await finish_within(tasks, cfg.writers_seconds + cfg.grace_seconds)
         elapsed = time.perf_counter() - began
-        client_cpu = time.process_time() - client_cpu
-        server_cpu = sum(cpu_seconds(pid) or 0.0 for pid in pids) - server_cpu
-        if bouncer_cpu is not None and bouncer_pid:
-            bouncer_cpu = (cpu_seconds(bouncer_pid) or bouncer_cpu) - bouncer_cpu
+        cpu_loads = cpu.loads(elapsed)
         stop.set()
         await sampler
         errors = [e for w in writers for e in w.errors]
@@ -422,10 +414,7 @@ async def _drive(
         # kernel spreads the keep-alive connections unevenly over them.
         "slowest_writer_requests": min(sum(len(v) for v in w.latencies.values()) for w in writers),
         "fastest_writer_requests": max(sum(len(v) for v in w.latencies.values()) for w in writers),
-        # CPU seconds per wall second (1.0 = one core busy)
-        "server_cpu_load": server_cpu / elapsed,
-        "client_cpu_load": client_cpu / elapsed,
-        "pgbouncer_cpu_load": None if bouncer_cpu is None else bouncer_cpu / elapsed,
+        **cpu_loads,
         # The database's backends, mean per sample: active ones, and what they waited on.
         "backends": per_sample,
         "lock_waiting": sum(v for k, v in per_sample.items() if k.startswith("active: Lock:")),
