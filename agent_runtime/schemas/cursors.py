@@ -31,7 +31,7 @@ def _int_up_to(bound: int) -> Callable[[Any], bool]:
 
 
 def _key(second: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    """`[<ISO datetime text>, <second>]`: a keyset key after a timestamp."""
+    """`[<text>, <second>]`: a keyset key after a timestamp (ISO text) or an id."""
     return lambda value: (
         isinstance(value, list)
         and len(value) == 2
@@ -52,6 +52,7 @@ SHAPES: dict[str, Callable[[Any], bool]] = {
     "console-sessions": _key(_text),
     "approvals": _key(_int_up_to(BIGINT_MAX)),  # [created_at, approval row id (BIGINT)]
     "inbox": _key(_int_up_to(BIGINT_MAX)),
+    "checkpoints": _key(_int_up_to(BIGINT_MAX)),  # [checkpoint_id, checkpoint row id (BIGINT)]
 }
 
 

@@ -35,7 +35,6 @@ from agent_runtime.schemas.cursors import decode_cursor, encode_cursor
 from agent_runtime.schemas.types import LookupId, parse_json
 from agent_runtime.services import checkpoints as checkpoint_service
 from agent_runtime.services.checkpoints import StoredCheckpoint, StoredWrite
-from models.limits import BIGINT_MAX
 
 __all__ = ["router"]
 
@@ -57,16 +56,8 @@ def _stored(stored: StoredCheckpoint) -> dict[str, Any]:
 
 
 def _checkpoint_key(cursor: str) -> tuple[str, int]:
-    value = decode_cursor(_CURSOR, cursor)
-    if not (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and type(value[1]) is int
-        and 0 <= value[1] <= BIGINT_MAX
-    ):
-        raise InvalidInputError(f"invalid {_CURSOR} cursor")
-    return value[0], value[1]
+    checkpoint_id, row_id = decode_cursor(_CURSOR, cursor)  # its shape: schemas/cursors.py
+    return checkpoint_id, row_id
 
 
 def _metadata_filter(text: str | None) -> dict[str, Any] | None:
