@@ -21,7 +21,9 @@ async def test_the_rest_example_runs_against_a_server(backend, databases, tmp_pa
     finally:
         await database.close_db()
     server = start_uvicorn(url, tmp_path)
-
-    await main(url=server.url)
+    try:
+        await main(url=server.url)
+    finally:
+        server.stop()
 
     assert capsys.readouterr().out.splitlines() == shown
